@@ -1,0 +1,91 @@
+"""The FastAPI application: routes of every channel, opened resources, errors as JSON.
+
+:func:`create_app` builds the app for a given :class:`~bot.settings.Settings`;
+the lifespan opens the runtime (store, index, engine), finishes turns a crash
+left unfinished, starts the scheduler, and closes everything on shutdown.
+Errors never leak a traceback: validation problems are 422 with a message
+naming the field, anything unexpected is a 500 with a generic message.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from bot import __version__
+from bot.runtime import open_runtime
+from bot.settings import Settings, load_settings
+from channels import web
+from jobs.inbox_recovery import recover_unfinished
+from jobs.scheduler import build_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def _describe(errors: list[dict[str, object]]) -> str:
+    parts = []
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p not in ("body",)]  # type: ignore[attr-defined]
+        field = ".".join(loc) or "body"
+        if error.get("type") == "json_invalid":
+            parts.append("body: not valid JSON")
+        elif error.get("type") == "missing":
+            parts.append(f"{field}: required")
+        else:
+            parts.append(f"{field}: {error.get('msg')}")
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings | None = None, *, start_scheduler: bool = True) -> FastAPI:
+    """The shopkeeper web app (chat API and page, health)."""
+    settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_runtime(settings) as runtime:
+            app.state.runtime = runtime
+            scheduler = build_scheduler(runtime) if start_scheduler else None
+            if scheduler is not None:
+                # the process that schedules also recovers: an accepted-but-unfinished turn
+                # from before this start died with a previous process
+                await recover_unfinished(runtime.store, runtime.engine, now=runtime.store.now(), older_than=timedelta(0))
+                scheduler.start()
+            try:
+                yield
+            finally:
+                if scheduler is not None:
+                    scheduler.shutdown(wait=False)
+
+    app = FastAPI(
+        title="shopkeeper",
+        version=__version__,
+        description="A shop assistant for messaging apps: chat API, webhooks and staff console.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"error": _describe(list(exc.errors()))}, status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": "internal error; your message was kept and will be answered"}, status_code=500)
+
+    @app.get("/healthz", summary="Liveness probe")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(web.router)
+    return app

@@ -1,0 +1,250 @@
+"""The dialog engine: one shopper message in, the replies out.
+
+:meth:`DialogEngine.handle` runs the turn described in the design brief:
+
+1. identity, conversation and memory (:mod:`bot.store`);
+2. commands (``/help``, ``/language xx``, tapped buttons);
+3. handoff state: while staff has the thread, the bot stays silent;
+4. understanding: intent and declared constraints (:mod:`bot.understanding`);
+5. retrieval from the knowledge base with the constraints as filters;
+6. personalization (:mod:`bot.personalization`);
+7. the responder's answer (:mod:`bot.responders`);
+8. decisions: escalate, ask a clarifying question.
+
+Turns of one chat run one at a time, in arrival order; turns of different chats
+run concurrently. The whole turn is written to the store in one transaction at
+the end, so a crash mid-turn leaves the inbox row to be processed again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from bot.constraints import Constraints, constraints_from_dict
+from bot.handoff import EscalationReason, bot_is_silent, escalate, handoff_notice
+from bot.i18n import SUPPORTED_LOCALES, _, normalize_locale, use_locale
+from bot.language import detect_language
+from bot.messages import InboundMessage, OutboundMessage
+from bot.personalization import filters_for
+from bot.responders import OfflineResponder, Responder, TurnContext
+from bot.shop import ShopProfile
+from bot.store import Conversation, Store, utc_now
+from bot.understanding import Intent, PolicyTopic, Understanding, strip_greeting, understand
+from kb.index import BaseIndex
+from kb.models import Hit, SearchFilters
+
+log = logging.getLogger(__name__)
+
+LANGUAGE_COMMAND = re.compile(r"^/(?:language|lang|idioma|langue|sprache|lingua)\s+([A-Za-z_-]{2,10})\s*$", re.IGNORECASE)
+LANGUAGE_REQUESTS: dict[str, re.Pattern[str]] = {
+    "en": re.compile(r"\b(in english|speak english|english please)\b", re.IGNORECASE),
+    "es": re.compile(r"\b(en español|en espanol|hablas español|habla español)\b", re.IGNORECASE),
+    "fr": re.compile(r"\b(en français|en francais|parlez-vous français|parles-tu français)\b", re.IGNORECASE),
+    "de": re.compile(r"\b(auf deutsch|sprechen sie deutsch|sprichst du deutsch)\b", re.IGNORECASE),
+    "pt_BR": re.compile(r"\b(em português|em portugues|fala português|falam português)\b", re.IGNORECASE),
+}
+TOPIC_QUERIES = {
+    PolicyTopic.SHIPPING: "shipping delivery times costs",
+    PolicyTopic.RETURNS: "returns refunds exchanges",
+    PolicyTopic.PAYMENT: "payment methods",
+    PolicyTopic.PRIVACY: "privacy personal data",
+    PolicyTopic.CONTACT: "contact opening hours",
+    PolicyTopic.SIZES: "size guide conversion",
+}
+
+
+class _ChatLocks:
+    """One asyncio lock per chat, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[str, str], tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str]) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
+class DialogEngine:
+    """Runs turns. Built once in the app lifespan with the resources it uses."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        index: BaseIndex,
+        shop: ShopProfile,
+        responder: Responder | None = None,
+        results: int = 3,
+        brands: tuple[str, ...] = (),
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self.store = store
+        self.index = index
+        self.shop = shop
+        self.responder: Responder = responder or OfflineResponder()
+        self.fallback: Responder = OfflineResponder()
+        self.results = results
+        self.brands = brands
+        self._clock = clock
+        self._locks = _ChatLocks()
+
+    async def handle(self, inbound: InboundMessage, *, inbox_id: int | None = None) -> list[OutboundMessage]:
+        """Run one turn for ``inbound`` and persist it; returns the replies to send."""
+        async with self._locks.hold((inbound.channel, inbound.chat_id)):
+            conversation = await self.store.conversation_for(inbound)
+            locale, conversation = self._resolve_locale(inbound, conversation)
+            with use_locale(locale):
+                replies, conversation = await self._turn(inbound, conversation, locale)
+            await self.store.finish_turn(inbox_id, conversation, inbound, replies)
+            return replies
+
+    async def accept_and_handle(self, inbound: InboundMessage) -> tuple[list[OutboundMessage], bool]:
+        """Accept into the inbox, then handle; a replayed event returns its stored replies.
+
+        Returns the replies and whether this delivery was new.
+        """
+        accepted = await self.store.accept(inbound)
+        if not accepted.is_new and accepted.status == "done":
+            return await self.store.replies_for(accepted.inbox_id), False
+        replies = await self.handle(inbound, inbox_id=accepted.inbox_id)
+        return replies, accepted.is_new
+
+    # -- the steps -----------------------------------------------------------
+
+    def _resolve_locale(self, inbound: InboundMessage, conversation: Conversation) -> tuple[str, Conversation]:
+        """Explicit choice > conversation's language > platform hint > detected > store default."""
+        explicit = self._explicit_language(inbound.text)
+        if explicit:
+            return explicit, dataclasses.replace(conversation, locale=explicit)
+        if conversation.locale:
+            return conversation.locale, conversation
+        chosen = normalize_locale(inbound.locale_hint) or detect_language(inbound.text)
+        if chosen:
+            return chosen, dataclasses.replace(conversation, locale=chosen)
+        return normalize_locale(self.shop.default_locale) or "en", conversation
+
+    @staticmethod
+    def _explicit_language(text: str) -> str | None:
+        command = LANGUAGE_COMMAND.match(text.strip())
+        if command:
+            return normalize_locale(command.group(1))
+        for locale, pattern in LANGUAGE_REQUESTS.items():
+            if pattern.search(text):
+                return locale
+        return None
+
+    async def _turn(
+        self, inbound: InboundMessage, conversation: Conversation, locale: str
+    ) -> tuple[list[OutboundMessage], Conversation]:
+        now = self._clock()
+        context: dict[str, Any] = dict(conversation.context)
+        first_turn = not context.get("turns")
+        context["turns"] = int(context.get("turns", 0)) + 1
+        conversation = dataclasses.replace(conversation, context=context)
+
+        if bot_is_silent(conversation):
+            return [], conversation  # staff has the thread: record only
+
+        text = (inbound.button_payload or inbound.text).strip()
+        command = LANGUAGE_COMMAND.match(text)
+        if command:
+            chosen = normalize_locale(command.group(1))
+            if chosen is None:
+                supported = ", ".join(SUPPORTED_LOCALES)
+                sorry = _("Sorry, I can't chat in that language yet. I speak: {languages}.", languages=supported)
+                return [OutboundMessage(sorry)], conversation
+            return [OutboundMessage(_("Okay, I'll continue in English."))], conversation
+
+        understanding = self._understand(text, locale)
+        previous = constraints_from_dict(context["constraints"]) if context.get("constraints") else None
+        constraints = understanding.constraints.merged_into(previous) if previous else understanding.constraints
+        if not constraints.is_empty():
+            context["constraints"] = constraints.to_dict()
+
+        if understanding.intent is Intent.HUMAN:
+            conversation = escalate(conversation, EscalationReason.ASKED_FOR_HUMAN, now)
+            return [handoff_notice(self.shop, now)], conversation
+
+        filters = filters_for(constraints, lang=locale)
+        hits: list[Hit] = []
+        near_misses: list[Hit] = []
+        if understanding.intent is Intent.PRODUCT_SEARCH:
+            query = self._product_query(text, understanding, context)
+            hits = await self.index.search(query, filters, k=self.results, kinds=("product",))
+            if not hits and not filters.is_empty():
+                near_misses = await self.index.search(query, SearchFilters(), k=self.results, kinds=("product",))
+        elif understanding.intent is Intent.POLICY:
+            topic = understanding.policy_topic or PolicyTopic.GENERAL
+            # the shopper's own words rank best; a tapped topic button has none, so it gets the topic's
+            query = TOPIC_QUERIES.get(topic, text) if text.startswith("/topic") else text
+            hits = await self.index.search(query, SearchFilters(lang=locale), k=3, kinds=("passage",))
+
+        verified = await self.store.is_verified(inbound.channel, inbound.sender_id)
+        orders = await self.store.orders_for(conversation.customer_id) if verified else []
+        ctx = TurnContext(
+            inbound=inbound,
+            conversation=conversation,
+            understanding=understanding,
+            constraints=constraints,
+            filters=filters,
+            shop=self.shop,
+            locale=locale,
+            now=now,
+            first_turn=first_turn,
+            hits=tuple(hits),
+            near_misses=tuple(near_misses),
+            orders=tuple(orders),
+            customer_verified=verified,
+            unanswered_streak=int(context.get("unanswered", 0)),
+        )
+        replies = await self._respond(ctx)
+
+        answered = bool(hits or near_misses) or understanding.intent not in {Intent.PRODUCT_SEARCH, Intent.POLICY, Intent.UNKNOWN}
+        context["unanswered"] = 0 if answered else int(context.get("unanswered", 0)) + 1
+        return replies, dataclasses.replace(conversation, context=context)
+
+    def _understand(self, text: str, locale: str) -> Understanding:
+        if text.startswith("/topic "):
+            name = text.split(maxsplit=1)[1]
+            topic = PolicyTopic(name) if name in {t.value for t in PolicyTopic} else PolicyTopic.GENERAL
+            return Understanding(Intent.POLICY, Constraints(), policy_topic=topic)
+        if text in {"/help", "/start"}:
+            return Understanding(Intent.HELP if text == "/help" else Intent.GREETING, Constraints())
+        if text == "/human":
+            return Understanding(Intent.HUMAN, Constraints())
+        return understand(text, language=locale, brands=self.brands)
+
+    @staticmethod
+    def _product_query(text: str, understanding: Understanding, context: dict[str, Any]) -> str:
+        """The search query: this message, or the previous one when this only corrects constraints."""
+        query = strip_greeting(text)
+        if understanding.constraints.is_correction and context.get("last_query"):
+            return str(context["last_query"])
+        context["last_query"] = query
+        return query
+
+    async def _respond(self, ctx: TurnContext) -> list[OutboundMessage]:
+        try:
+            return await self.responder.respond(ctx)
+        except Exception:  # a failing model-backed responder must not cost the shopper an answer
+            if self.responder is self.fallback:
+                raise
+            log.exception("responder %s failed; answering with the offline responder", self.responder.name)
+            return await self.fallback.respond(ctx)

@@ -1,0 +1,98 @@
+"""Numbered schema migrations for the conversation database.
+
+Append a new ``(version, sql)`` pair to add a change; never edit one that has
+shipped. :meth:`bot.store.Store.open` applies the missing ones in order, each in
+its own transaction, and records them in ``schema_migrations``.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE customers (
+            id          TEXT PRIMARY KEY,
+            name        TEXT,
+            email       TEXT,
+            phone       TEXT,
+            locale      TEXT,
+            timezone    TEXT,
+            created_at  TEXT NOT NULL
+        );
+        CREATE INDEX customers_email ON customers(email);
+        CREATE INDEX customers_phone ON customers(phone);
+
+        -- a channel identity (a Telegram user, a WhatsApp number…) points at one customer
+        CREATE TABLE identities (
+            channel      TEXT NOT NULL,
+            external_id  TEXT NOT NULL,
+            customer_id  TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            verified     INTEGER NOT NULL DEFAULT 0,
+            created_at   TEXT NOT NULL,
+            PRIMARY KEY (channel, external_id)
+        );
+        CREATE INDEX identities_customer ON identities(customer_id);
+
+        CREATE TABLE conversations (
+            id           TEXT PRIMARY KEY,
+            customer_id  TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            channel      TEXT NOT NULL,
+            chat_id      TEXT NOT NULL,
+            state        TEXT NOT NULL DEFAULT 'bot'
+                         CHECK (state IN ('bot', 'pending_human', 'human', 'closed')),
+            owner        TEXT,
+            locale       TEXT,
+            context      TEXT NOT NULL DEFAULT '{}',
+            created_at   TEXT NOT NULL,
+            updated_at   TEXT NOT NULL
+        );
+        -- at most one open conversation per chat
+        CREATE UNIQUE INDEX conversations_open_chat
+            ON conversations(channel, chat_id) WHERE state != 'closed';
+        CREATE INDEX conversations_customer ON conversations(customer_id);
+
+        -- every accepted inbound event, deduplicated on the platform's id
+        CREATE TABLE inbox (
+            id            INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel       TEXT NOT NULL,
+            external_id   TEXT NOT NULL,
+            chat_id       TEXT NOT NULL,
+            payload       TEXT NOT NULL,
+            status        TEXT NOT NULL DEFAULT 'accepted'
+                          CHECK (status IN ('accepted', 'done', 'failed')),
+            attempts      INTEGER NOT NULL DEFAULT 0,
+            error         TEXT,
+            received_at   TEXT NOT NULL,
+            processed_at  TEXT,
+            UNIQUE (channel, external_id)
+        );
+        CREATE INDEX inbox_pending ON inbox(status, id);
+
+        CREATE TABLE messages (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            direction        TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            author           TEXT NOT NULL CHECK (author IN ('shopper', 'bot', 'staff', 'system')),
+            text             TEXT NOT NULL,
+            payload          TEXT,
+            inbox_id         INTEGER REFERENCES inbox(id) ON DELETE SET NULL,
+            created_at       TEXT NOT NULL
+        );
+        CREATE INDEX messages_conversation ON messages(conversation_id, id);
+        CREATE INDEX messages_inbox ON messages(inbox_id);
+
+        CREATE TABLE orders (
+            order_number  TEXT PRIMARY KEY,
+            customer_id   TEXT REFERENCES customers(id) ON DELETE CASCADE,
+            status        TEXT NOT NULL,
+            currency      TEXT NOT NULL,
+            total         TEXT NOT NULL,
+            tracking_url  TEXT,
+            created_at    TEXT NOT NULL,
+            lines         TEXT NOT NULL
+        );
+        CREATE INDEX orders_customer ON orders(customer_id, created_at);
+        """,
+    ),
+)

@@ -1,0 +1,258 @@
+"""Step 7 of a turn: turning what was understood and retrieved into replies.
+
+A :class:`Responder` gets one :class:`TurnContext` (everything the engine
+knows for this turn: the message, intent, constraints, retrieved hits, the
+shopper's orders) and returns the replies. Every price, stock figure, policy
+sentence and link in a reply comes from that context, never from the
+responder's imagination. :class:`OfflineResponder` is the template responder
+used when no language model is configured; it is also the fallback of any
+model-backed responder.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from bot.constraints import Constraints
+from bot.i18n import _, format_price
+from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard, Source
+from bot.personalization import broken_constraints, fit_reason
+from bot.shop import ShopProfile
+from bot.store import Conversation, Order
+from bot.understanding import Intent, PolicyTopic, Understanding
+from kb.models import Hit, Passage, Product, SearchFilters
+
+EXCERPT_CHARS = 420
+
+
+@dataclass(frozen=True, slots=True)
+class TurnContext:
+    """Everything a responder may use to answer one message."""
+
+    inbound: InboundMessage
+    conversation: Conversation
+    understanding: Understanding
+    constraints: Constraints  # the conversation's constraints after this message
+    filters: SearchFilters
+    shop: ShopProfile
+    locale: str
+    now: datetime
+    first_turn: bool = False
+    hits: tuple[Hit, ...] = ()
+    near_misses: tuple[Hit, ...] = ()  # closest products when nothing satisfies every filter
+    orders: tuple[Order, ...] = ()
+    customer_verified: bool = False
+    unanswered_streak: int = 0
+    extras: dict[str, object] = field(default_factory=dict)
+
+
+class Responder(Protocol):
+    """Answers one turn. Implementations must not invent facts absent from the context."""
+
+    name: str
+
+    async def respond(self, ctx: TurnContext) -> list[OutboundMessage]: ...
+
+
+def disclosure(shop: ShopProfile) -> str:
+    return _("I'm the automated shop assistant of {store}.", store=shop.name)
+
+
+def product_card(product: Product, constraints: Constraints, currency: str, filters: SearchFilters) -> ProductCard:
+    """A card whose price and stock come from the catalog, for the variant that fits best."""
+    variants = [v for v in product.variants if v.in_stock] or list(product.variants)
+    if filters.sizes:
+        sized = [v for v in variants if v.options.get("size", "").upper() in {s.upper() for s in filters.sizes}]
+        variants = sized or variants
+    if filters.max_price is not None:
+        affordable = [v for v in variants if v.price <= filters.max_price]
+        variants = affordable or variants
+    variant = min(variants, key=lambda v: v.price)
+    return ProductCard(
+        sku=variant.sku,
+        title=product.title,
+        price=variant.price,
+        currency=currency,
+        in_stock=variant.in_stock,
+        url=product.url,
+        image=product.image,
+        price_text=format_price(variant.price, currency),
+        reason=fit_reason(product, constraints, currency),
+    )
+
+
+def excerpt(passage: Passage, limit: int = EXCERPT_CHARS) -> str:
+    """The passage cut at a sentence boundary near ``limit``; never mid-word."""
+    text = re.sub(r"\s+", " ", passage.text).strip()
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    boundary = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    if boundary > limit // 3:
+        return cut[: boundary + 1]
+    return cut[: cut.rfind(" ")] + " …"
+
+
+class OfflineResponder:
+    """Template answers from retrieved data, in the shopper's language."""
+
+    name = "offline"
+
+    async def respond(self, ctx: TurnContext) -> list[OutboundMessage]:
+        handler = {
+            Intent.GREETING: self._greeting,
+            Intent.HELP: self._help,
+            Intent.PRODUCT_SEARCH: self._products,
+            Intent.POLICY: self._policy,
+            Intent.ORDER_STATUS: self._order_status,
+            Intent.THANKS: self._thanks,
+            Intent.GOODBYE: self._goodbye,
+        }.get(ctx.understanding.intent, self._clarify)
+        replies = handler(ctx)
+        if ctx.first_turn and ctx.understanding.intent is not Intent.GREETING and replies:
+            first = replies[0]
+            replies[0] = OutboundMessage(
+                text=disclosure(ctx.shop) + " " + first.text,
+                buttons=first.buttons,
+                products=first.products,
+                sources=first.sources,
+            )
+        return replies
+
+    def _menu(self) -> tuple[Button, ...]:
+        return (
+            Button(_("Shipping"), "/topic shipping"),
+            Button(_("Returns"), "/topic returns"),
+            Button(_("Talk to a person"), "/human"),
+        )
+
+    def _greeting(self, ctx: TurnContext) -> list[OutboundMessage]:
+        text = _(
+            "Hi! {disclosure} I can help you find products, answer questions about shipping, returns and payment, "
+            "and hand you over to our team. What are you looking for?",
+            disclosure=disclosure(ctx.shop),
+        )
+        return [OutboundMessage(text=text, buttons=self._menu())]
+
+    def _help(self, ctx: TurnContext) -> list[OutboundMessage]:
+        text = _(
+            "{disclosure} You can ask me things like \"running shoes under 100\", \"vegan snacks\", "
+            "\"how long does shipping take?\" or \"can I return an item?\". "
+            "Say \"talk to a person\" at any time to reach our team, or \"/language fr\" to change the language.",
+            disclosure=disclosure(ctx.shop),
+        )
+        return [OutboundMessage(text=text, buttons=self._menu())]
+
+    def _products(self, ctx: TurnContext) -> list[OutboundMessage]:
+        products = [h.product for h in ctx.hits if h.product is not None]
+        currency = ctx.shop.currency
+        if products:
+            found = tuple(product_card(p, ctx.constraints, currency, ctx.filters) for p in products)
+            if len(found) == 1:
+                text = _("Here is what I found in our catalog:")
+            else:
+                text = _("Here are {count} options from our catalog:", count=len(found))
+            if any(not card.in_stock for card in found):
+                text += " " + _("Items marked out of stock can't be ordered right now.")
+            sources = tuple(Source(card.title, card.url) for card in found)
+            return [OutboundMessage(text=text, products=found, sources=sources)]
+        near = [h.product for h in ctx.near_misses if h.product is not None]
+        if near:
+            lines = [_("Nothing in our catalog matches everything you asked for. The closest options:")]
+            cards = []
+            for product in near:
+                card = product_card(product, ctx.constraints, currency, SearchFilters())
+                why = ", ".join(broken_constraints(product, ctx.filters, currency))
+                cards.append(
+                    ProductCard(card.sku, card.title, card.price, card.currency, card.in_stock, card.url, card.image,
+                                card.price_text, why)
+                )
+            sources = tuple(Source(c.title, c.url) for c in cards)
+            return [OutboundMessage(text="\n".join(lines), products=tuple(cards), sources=sources)]
+        return self._clarify(ctx)
+
+    def _policy(self, ctx: TurnContext) -> list[OutboundMessage]:
+        passages = [h.passage for h in ctx.hits if h.passage is not None]
+        if not passages:
+            return [
+                OutboundMessage(
+                    text=_(
+                        "I don't have a written answer to that in our store pages, and I won't guess. "
+                        "Would you like me to pass your question to our team?"
+                    ),
+                    buttons=(Button(_("Talk to a person"), "/human"),),
+                )
+            ]
+        best = passages[0]
+        text = _("From our \"{title}\" page:", title=best.title) + "\n> " + excerpt(best)
+        sources = [Source(best.title, best.url)]
+        if ctx.understanding.policy_topic is PolicyTopic.CONTACT and ctx.shop.support_email:
+            text += "\n" + _("You can also write to {email}.", email=ctx.shop.support_email)
+        return [OutboundMessage(text=text, sources=tuple(sources))]
+
+    def _order_status(self, ctx: TurnContext) -> list[OutboundMessage]:
+        if not ctx.customer_verified:
+            return [
+                OutboundMessage(
+                    text=_(
+                        "For your privacy I can only share order details with the verified account holder, "
+                        "and this chat isn't linked to an account yet. Our team can help you with your order."
+                    ),
+                    buttons=(Button(_("Talk to a person"), "/human"),),
+                )
+            ]
+        orders = list(ctx.orders)
+        wanted = ctx.understanding.order_number
+        if wanted:
+            orders = [o for o in orders if o.order_number == wanted]
+            if not orders:
+                return [OutboundMessage(text=_("I can't find an order with that number on your account."))]
+        if not orders:
+            return [OutboundMessage(text=_("I don't see any orders on your account yet."))]
+        order = orders[0]
+        status = {
+            "processing": _("is being prepared"),
+            "shipped": _("has shipped"),
+            "delivered": _("was delivered"),
+            "cancelled": _("was cancelled"),
+        }.get(order.status, order.status)
+        text = _(
+            "Your order {number} ({total}) {status}.",
+            number=order.order_number,
+            total=format_price(order.total, order.currency),
+            status=status,
+        )
+        sources: tuple[Source, ...] = ()
+        if order.tracking_url:
+            text += " " + _("Tracking: {url}", url=order.tracking_url)
+            sources = (Source(_("Tracking"), order.tracking_url),)
+        return [OutboundMessage(text=text, sources=sources)]
+
+    def _thanks(self, ctx: TurnContext) -> list[OutboundMessage]:
+        return [OutboundMessage(text=_("You're welcome! Anything else I can help with?"))]
+
+    def _goodbye(self, ctx: TurnContext) -> list[OutboundMessage]:
+        return [OutboundMessage(text=_("Thanks for stopping by {store}. Bye!", store=ctx.shop.name))]
+
+    def _clarify(self, ctx: TurnContext) -> list[OutboundMessage]:
+        if ctx.unanswered_streak >= 2:
+            return [
+                OutboundMessage(
+                    text=_("Sorry, I'm not getting this right. Would you like to talk to a person from our team?"),
+                    buttons=(Button(_("Talk to a person"), "/human"), Button(_("Keep chatting"), "/help")),
+                )
+            ]
+        if ctx.understanding.intent is Intent.PRODUCT_SEARCH:
+            text = _(
+                "I couldn't find anything like that in our catalog. Could you tell me more: "
+                "the kind of product, a size, a colour or a budget?"
+            )
+        else:
+            text = _(
+                "I'm not sure I understood. Are you looking for a product, "
+                "or do you have a question about an order, shipping or returns?"
+            )
+        return [OutboundMessage(text=text, buttons=self._menu())]

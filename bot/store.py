@@ -1,0 +1,529 @@
+"""Conversation memory: one SQLite file behind one writer connection.
+
+The store owns the database. It opens it in WAL mode with a busy timeout,
+applies the numbered migrations from :mod:`bot.migrations`, and serialises every
+read-then-write sequence in ``BEGIN IMMEDIATE`` transactions behind one lock, so
+concurrent turns never interleave half-written state. No network call happens
+while a transaction is open: callers compute first, then write.
+
+A turn is written in two steps: :meth:`Store.accept` records the inbound event in
+the inbox (deduplicated on channel + platform id) before anything is
+acknowledged, and :meth:`Store.finish_turn` writes the shopper's message, the
+replies, the conversation's new state and the inbox status in one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import aiosqlite
+
+from bot.messages import Attachment, InboundMessage, OutboundMessage
+from bot.migrations import MIGRATIONS
+
+log = logging.getLogger(__name__)
+
+ConversationState = Literal["bot", "pending_human", "human", "closed"]
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StoreError(RuntimeError):
+    """The conversation database could not be opened or written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    customer_id: str
+    channel: str
+    chat_id: str
+    state: ConversationState
+    locale: str | None
+    context: dict[str, Any] = field(default_factory=dict)
+    owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The result of accepting an inbound event: its inbox row and whether it is new."""
+
+    inbox_id: int
+    is_new: bool
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEntry:
+    inbox_id: int
+    message: InboundMessage
+    attempts: int
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    id: int
+    conversation_id: str
+    direction: str
+    author: str
+    text: str
+    payload: dict[str, Any] | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    sku: str
+    title: str
+    quantity: int
+    unit_price: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    order_number: str
+    customer_id: str | None
+    status: str
+    currency: str
+    total: Decimal
+    tracking_url: str | None
+    created_at: datetime
+    lines: tuple[OrderLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    locale: str | None = None
+    timezone: str | None = None
+
+
+def _inbound_to_json(msg: InboundMessage) -> str:
+    return json.dumps(
+        {
+            "channel": msg.channel,
+            "external_id": msg.external_id,
+            "sender_id": msg.sender_id,
+            "chat_id": msg.chat_id,
+            "text": msg.text,
+            "timestamp": msg.timestamp.isoformat(),
+            "attachments": [_attachment(a) for a in msg.attachments],
+            "locale_hint": msg.locale_hint,
+            "button_payload": msg.button_payload,
+            "raw": msg.raw,
+        },
+        ensure_ascii=False,
+    )
+
+
+def _attachment(a: Attachment) -> dict[str, str]:
+    return {"kind": a.kind, "url": a.url, "mime_type": a.mime_type, "name": a.name}
+
+
+def inbound_from_json(payload: str) -> InboundMessage:
+    data = json.loads(payload)
+    return InboundMessage(
+        channel=data["channel"],
+        external_id=data["external_id"],
+        sender_id=data["sender_id"],
+        chat_id=data["chat_id"],
+        text=data["text"],
+        timestamp=datetime.fromisoformat(data["timestamp"]),
+        attachments=tuple(Attachment(**a) for a in data.get("attachments", ())),
+        locale_hint=data.get("locale_hint"),
+        button_payload=data.get("button_payload"),
+        raw=data.get("raw") or {},
+    )
+
+
+class Store:
+    """The SQLite conversation store. Open once per process (in the app lifespan)."""
+
+    def __init__(self, path: Path, *, clock: Clock = utc_now) -> None:
+        self.path = path
+        self._clock = clock
+        self._db: aiosqlite.Connection | None = None
+        self._write_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return f"Store(path={str(self.path)!r})"
+
+    async def __aenter__(self) -> Store:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise StoreError("the store is not open")
+        return self._db
+
+    async def open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves
+            self._db = await aiosqlite.connect(self.path, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA busy_timeout=5000")
+            await self._db.execute("PRAGMA foreign_keys=ON")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._migrate()
+        except (sqlite3.Error, OSError) as exc:
+            if self._db is not None:
+                await self._db.close()
+                self._db = None
+            raise StoreError(f"cannot open the database at {self.path}: {exc}") from exc
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _migrate(self) -> None:
+        await self.db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        async with self.db.execute("SELECT version FROM schema_migrations") as cur:
+            applied = {row[0] for row in await cur.fetchall()}
+        for version, sql in MIGRATIONS:
+            if version in applied:
+                continue
+            async with self.transaction() as db:
+                # executescript would COMMIT our transaction; run statement by statement
+                for statement in _split_sql(sql):
+                    await db.execute(statement)
+                await db.execute(
+                    "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                    (version, self._now()),
+                )
+            log.info("applied database migration %d", version)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A write transaction (``BEGIN IMMEDIATE``), serialised with every other writer."""
+        async with self._write_lock:
+            await self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+            except BaseException:
+                await self.db.execute("ROLLBACK")
+                raise
+            else:
+                await self.db.execute("COMMIT")
+
+    def now(self) -> datetime:
+        """The store's clock (faked in tests)."""
+        return self._clock()
+
+    def _now(self) -> str:
+        return self._clock().astimezone(UTC).isoformat()
+
+    # -- inbox ---------------------------------------------------------------
+
+    async def accept(self, msg: InboundMessage) -> Accepted:
+        """Record an inbound event once; a replay returns the existing row."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO inbox (channel, external_id, chat_id, payload, received_at) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT (channel, external_id) DO NOTHING",
+                (msg.channel, msg.external_id, msg.chat_id, _inbound_to_json(msg), self._now()),
+            )
+            if cur.rowcount == 1 and cur.lastrowid is not None:
+                return Accepted(inbox_id=cur.lastrowid, is_new=True, status="accepted")
+            async with db.execute(
+                "SELECT id, status FROM inbox WHERE channel = ? AND external_id = ?", (msg.channel, msg.external_id)
+            ) as sel:
+                row = await sel.fetchone()
+            if row is None:  # the conflicting row vanished: only possible if someone deleted it meanwhile
+                raise StoreError(f"inbox row for {msg.channel}/{msg.external_id} disappeared")
+            return Accepted(inbox_id=row["id"], is_new=False, status=row["status"])
+
+    async def unfinished_inbox(self) -> list[InboxEntry]:
+        """Accepted events whose turn has not completed, oldest first."""
+        async with self.db.execute(
+            "SELECT id, payload, attempts, received_at FROM inbox WHERE status = 'accepted' ORDER BY id"
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            InboxEntry(row["id"], inbound_from_json(row["payload"]), row["attempts"], datetime.fromisoformat(row["received_at"]))
+            for row in rows
+        ]
+
+    async def note_attempt(self, inbox_id: int, error: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE inbox SET attempts = attempts + 1, error = ? WHERE id = ?", (error[:500], inbox_id)
+            )
+
+    async def fail_inbound(self, inbox_id: int, error: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE inbox SET status = 'failed', attempts = attempts + 1, error = ?, processed_at = ? WHERE id = ?",
+                (error[:500], self._now(), inbox_id),
+            )
+
+    async def replies_for(self, inbox_id: int) -> list[OutboundMessage]:
+        """The bot's replies already written for an inbox event (to answer a replay)."""
+        async with self.db.execute(
+            "SELECT text, payload FROM messages WHERE inbox_id = ? AND direction = 'out' ORDER BY id", (inbox_id,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [OutboundMessage.from_dict(json.loads(r["payload"])) if r["payload"] else OutboundMessage(r["text"]) for r in rows]
+
+    # -- customers and conversations ----------------------------------------
+
+    async def conversation_for(self, msg: InboundMessage) -> Conversation:
+        """The open conversation of this chat, creating customer and identity on first contact."""
+        row = await self._open_conversation_row(msg.channel, msg.chat_id)
+        if row is not None:
+            return _conversation(row)
+        async with self.transaction() as db:
+            async with db.execute(
+                "SELECT customer_id FROM identities WHERE channel = ? AND external_id = ?", (msg.channel, msg.sender_id)
+            ) as cur:
+                ident = await cur.fetchone()
+            now = self._now()
+            if ident is None:
+                customer_id = "cus_" + uuid.uuid4().hex[:16]
+                await db.execute("INSERT INTO customers (id, created_at) VALUES (?, ?)", (customer_id, now))
+                await db.execute(
+                    "INSERT INTO identities (channel, external_id, customer_id, created_at) VALUES (?, ?, ?, ?)",
+                    (msg.channel, msg.sender_id, customer_id, now),
+                )
+            else:
+                customer_id = ident["customer_id"]
+            await db.execute(
+                "INSERT INTO conversations (id, customer_id, channel, chat_id, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                ("conv_" + uuid.uuid4().hex[:16], customer_id, msg.channel, msg.chat_id, now, now),
+            )
+        row = await self._open_conversation_row(msg.channel, msg.chat_id)
+        if row is None:
+            raise StoreError(f"conversation for {msg.channel}/{msg.chat_id} could not be created")
+        return _conversation(row)
+
+    async def _open_conversation_row(self, channel: str, chat_id: str) -> sqlite3.Row | None:
+        async with self.db.execute(
+            "SELECT * FROM conversations WHERE channel = ? AND chat_id = ? AND state != 'closed'", (channel, chat_id)
+        ) as cur:
+            return await cur.fetchone()
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        async with self.db.execute("SELECT * FROM conversations WHERE id = ?", (conversation_id,)) as cur:
+            row = await cur.fetchone()
+        return _conversation(row) if row else None
+
+    async def is_verified(self, channel: str, external_id: str) -> bool:
+        """Whether this channel identity is verified as its customer (phone or one-time code)."""
+        async with self.db.execute(
+            "SELECT verified FROM identities WHERE channel = ? AND external_id = ?", (channel, external_id)
+        ) as cur:
+            row = await cur.fetchone()
+        return bool(row and row["verified"])
+
+    async def get_customer(self, customer_id: str) -> Customer | None:
+        async with self.db.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return Customer(row["id"], row["name"], row["email"], row["phone"], row["locale"], row["timezone"])
+
+    async def finish_turn(
+        self,
+        inbox_id: int | None,
+        conversation: Conversation,
+        inbound: InboundMessage,
+        replies: Sequence[OutboundMessage],
+    ) -> list[int]:
+        """Write one turn atomically: shopper message, replies, conversation state, inbox done.
+
+        Returns the ids of the stored reply messages.
+        """
+        now = self._now()
+        reply_ids: list[int] = []
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO messages (conversation_id, direction, author, text, payload, inbox_id, created_at) "
+                "VALUES (?, 'in', 'shopper', ?, ?, ?, ?)",
+                (conversation.id, inbound.text, json.dumps({"button_payload": inbound.button_payload}), inbox_id, now),
+            )
+            for reply in replies:
+                cur = await db.execute(
+                    "INSERT INTO messages (conversation_id, direction, author, text, payload, inbox_id, created_at) "
+                    "VALUES (?, 'out', 'bot', ?, ?, ?, ?)",
+                    (conversation.id, reply.text, json.dumps(reply.to_dict(), ensure_ascii=False), inbox_id, now),
+                )
+                reply_ids.append(int(cur.lastrowid or 0))
+            await db.execute(
+                "UPDATE conversations SET state = ?, owner = ?, locale = ?, context = ?, updated_at = ? WHERE id = ?",
+                (
+                    conversation.state,
+                    conversation.owner,
+                    conversation.locale,
+                    json.dumps(conversation.context, ensure_ascii=False, default=str),
+                    now,
+                    conversation.id,
+                ),
+            )
+            if conversation.locale:
+                await db.execute("UPDATE customers SET locale = ? WHERE id = ?", (conversation.locale, conversation.customer_id))
+            if inbox_id is not None:
+                await db.execute(
+                    "UPDATE inbox SET status = 'done', attempts = attempts + 1, processed_at = ? WHERE id = ?",
+                    (now, inbox_id),
+                )
+        return reply_ids
+
+    async def messages_after(self, channel: str, chat_id: str, after_id: int = 0, limit: int = 100) -> list[StoredMessage]:
+        """Messages of a chat's conversations with an id above ``after_id``, oldest first."""
+        async with self.db.execute(
+            "SELECT m.* FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            "WHERE c.channel = ? AND c.chat_id = ? AND m.id > ? ORDER BY m.id LIMIT ?",
+            (channel, chat_id, after_id, limit),
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            StoredMessage(
+                id=r["id"],
+                conversation_id=r["conversation_id"],
+                direction=r["direction"],
+                author=r["author"],
+                text=r["text"],
+                payload=json.loads(r["payload"]) if r["payload"] else None,
+                created_at=datetime.fromisoformat(r["created_at"]),
+            )
+            for r in rows
+        ]
+
+    async def last_message_id(self, channel: str, chat_id: str) -> int:
+        async with self.db.execute(
+            "SELECT MAX(m.id) FROM messages m JOIN conversations c ON c.id = m.conversation_id "
+            "WHERE c.channel = ? AND c.chat_id = ?",
+            (channel, chat_id),
+        ) as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    async def recent_messages(self, conversation_id: str, limit: int = 20) -> list[StoredMessage]:
+        async with self.db.execute(
+            "SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC LIMIT ?", (conversation_id, limit)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [
+            StoredMessage(
+                r["id"],
+                r["conversation_id"],
+                r["direction"],
+                r["author"],
+                r["text"],
+                json.loads(r["payload"]) if r["payload"] else None,
+                datetime.fromisoformat(r["created_at"]),
+            )
+            for r in reversed(list(rows))
+        ]
+
+    # -- customers and orders (demo data and imports) ------------------------
+
+    async def upsert_customers(self, customers: Iterable[Customer]) -> int:
+        now = self._now()
+        count = 0
+        async with self.transaction() as db:
+            for c in customers:
+                await db.execute(
+                    "INSERT INTO customers (id, name, email, phone, locale, timezone, created_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email, "
+                    "phone = excluded.phone, locale = excluded.locale, timezone = excluded.timezone",
+                    (c.id, c.name, c.email, c.phone, c.locale, c.timezone, now),
+                )
+                count += 1
+        return count
+
+    async def upsert_orders(self, orders: Iterable[Order]) -> int:
+        count = 0
+        async with self.transaction() as db:
+            for o in orders:
+                lines = json.dumps(
+                    [{"sku": ln.sku, "title": ln.title, "quantity": ln.quantity, "unit_price": str(ln.unit_price)} for ln in o.lines]
+                )
+                await db.execute(
+                    "INSERT INTO orders (order_number, customer_id, status, currency, total, tracking_url, created_at, lines) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_number) DO UPDATE SET "
+                    "customer_id = excluded.customer_id, status = excluded.status, currency = excluded.currency, "
+                    "total = excluded.total, tracking_url = excluded.tracking_url, lines = excluded.lines",
+                    (o.order_number, o.customer_id, o.status, o.currency, str(o.total), o.tracking_url, o.created_at.isoformat(), lines),
+                )
+                count += 1
+        return count
+
+    async def orders_for(self, customer_id: str) -> list[Order]:
+        async with self.db.execute(
+            "SELECT * FROM orders WHERE customer_id = ? ORDER BY created_at DESC", (customer_id,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [_order(r) for r in rows]
+
+    async def count(self, table: str) -> int:
+        if table not in {"customers", "identities", "conversations", "messages", "inbox", "orders"}:
+            raise ValueError(f"unknown table {table!r}")
+        async with self.db.execute(f"SELECT COUNT(*) FROM {table}") as cur:  # noqa: S608 - table name checked above
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _conversation(row: sqlite3.Row) -> Conversation:
+    return Conversation(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        channel=row["channel"],
+        chat_id=row["chat_id"],
+        state=row["state"],
+        locale=row["locale"],
+        context=json.loads(row["context"] or "{}"),
+        owner=row["owner"],
+    )
+
+
+def _order(row: sqlite3.Row) -> Order:
+    return Order(
+        order_number=row["order_number"],
+        customer_id=row["customer_id"],
+        status=row["status"],
+        currency=row["currency"],
+        total=Decimal(row["total"]),
+        tracking_url=row["tracking_url"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        lines=tuple(
+            OrderLine(ln["sku"], ln["title"], int(ln["quantity"]), Decimal(ln["unit_price"])) for ln in json.loads(row["lines"])
+        ),
+    )
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration script into statements (no semicolons inside our literals)."""
+    statements = []
+    for chunk in script.split(";"):
+        lines = [ln for ln in chunk.splitlines() if not ln.strip().startswith("--")]
+        statement = "\n".join(lines).strip()
+        if statement:
+            statements.append(statement)
+    return statements

@@ -1,0 +1,172 @@
+"""Step 4 of a turn: what the shopper wants (intent) and what they declared (constraints).
+
+The offline understanding is rule-based and works in the five supported
+languages. Rules look for whole words or phrases, so "return" in "I want to
+return these boots" is a returns question while a product search for "running
+shoes" is not mistaken for one.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+from bot.constraints import Constraints, extract_constraints
+
+
+class Intent(StrEnum):
+    GREETING = "greeting"
+    HELP = "help"
+    PRODUCT_SEARCH = "product_search"
+    POLICY = "policy"
+    ORDER_STATUS = "order_status"
+    HUMAN = "human"
+    THANKS = "thanks"
+    GOODBYE = "goodbye"
+    UNKNOWN = "unknown"
+
+
+class PolicyTopic(StrEnum):
+    SHIPPING = "shipping"
+    RETURNS = "returns"
+    PAYMENT = "payment"
+    PRIVACY = "privacy"
+    CONTACT = "contact"
+    SIZES = "sizes"
+    GENERAL = "general"
+
+
+@dataclass(frozen=True, slots=True)
+class Understanding:
+    intent: Intent
+    constraints: Constraints
+    policy_topic: PolicyTopic | None = None
+    order_number: str | None = None
+
+
+def _phrases(*items: str) -> re.Pattern[str]:
+    """A pattern matching any of the phrases as whole words (accents folded)."""
+    alternatives = sorted({_fold(item) for item in items}, key=len, reverse=True)
+    return re.compile(r"(?<!\w)(?:" + "|".join(re.escape(a).replace(r"\ ", r"\s+") for a in alternatives) + r")(?!\w)")
+
+
+def _fold(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+HUMAN = _phrases(
+    "human", "a person", "real person", "someone real", "agent", "an agent", "representative", "operator", "staff",
+    "customer service", "talk to someone", "speak to someone", "talk to a person", "speak to a person",
+    "humano", "una persona", "persona real", "agente", "asesor", "hablar con alguien", "atención al cliente",
+    "humain", "une personne", "conseiller", "conseillère", "parler à quelqu'un", "service client",
+    "mensch", "mitarbeiter", "mitarbeiterin", "echte person", "kundendienst", "kundenservice",
+    "atendente", "uma pessoa", "pessoa real", "falar com alguém", "atendimento",
+)
+GREETING = _phrases(
+    "hi", "hello", "hey", "good morning", "good evening", "hola", "buenas", "buenos días", "bonjour", "salut",
+    "bonsoir", "hallo", "guten tag", "moin", "servus", "olá", "ola", "oi", "bom dia", "boa tarde", "/start", "start",
+)
+HELP = _phrases(
+    "help", "/help", "what can you do", "how does this work", "ayuda", "qué puedes hacer", "aide",
+    "que sais-tu faire", "hilfe", "was kannst du", "ajuda", "o que você faz",
+)
+THANKS = _phrases(
+    "thanks", "thank you", "thx", "cheers", "gracias", "merci", "danke", "vielen dank", "obrigado", "obrigada", "valeu",
+)
+GOODBYE = _phrases("bye", "goodbye", "see you", "adiós", "adios", "chao", "au revoir", "tschüss", "tschüs", "tchau", "até logo")
+ORDER = _phrases(
+    "my order", "order status", "where is my", "track", "tracking", "my package", "my parcel", "delivery status",
+    "mi pedido", "estado del pedido", "dónde está", "seguimiento", "ma commande", "où est", "suivi",
+    "meine bestellung", "wo ist", "sendungsverfolgung", "meu pedido", "minha encomenda", "cadê", "rastreio", "rastreamento",
+)
+ORDER_NUMBER = re.compile(r"(?<![\w-])#?([A-Z]{1,4}-?\d{3,10})(?![\w-])", re.IGNORECASE)
+POLICY_TOPICS: dict[PolicyTopic, re.Pattern[str]] = {
+    PolicyTopic.RETURNS: _phrases(
+        "return", "returns", "refund", "exchange", "send back", "devolución", "devolver", "reembolso", "cambio",
+        "retour", "retourner", "rembourser", "remboursement", "échange", "rückgabe", "zurückgeben", "umtausch",
+        "erstattung", "rücksendung", "devolução", "devolver", "reembolso", "troca", "trocar",
+    ),
+    PolicyTopic.SHIPPING: _phrases(
+        "shipping", "ship", "ships", "delivery", "deliver", "how long", "express", "dispatch", "envío", "envio",
+        "entrega", "enviáis", "envían", "livraison", "livrer", "expédition", "versand", "lieferung", "liefern",
+        "lieferzeit", "frete", "entrega", "prazo",
+    ),
+    PolicyTopic.PAYMENT: _phrases(
+        "payment", "pay", "paypal", "credit card", "debit card", "bizum", "cash on delivery", "pago", "pagar", "tarjeta",
+        "paiement", "payer", "carte bancaire", "carte de crédit", "zahlung", "bezahlen", "kreditkarte", "pagamento",
+        "cartão de crédito", "pix",
+        "boleto",
+    ),
+    PolicyTopic.PRIVACY: _phrases(
+        "privacy", "my data", "personal data", "gdpr", "privacidad", "mis datos", "confidentialité",
+        "mes données", "datenschutz", "meine daten", "privacidade", "meus dados",
+    ),
+    PolicyTopic.CONTACT: _phrases(
+        "opening hours", "business hours", "are you open", "contact", "email", "phone number", "horario",
+        "contacto", "horaires", "contacter", "öffnungszeiten", "kontakt", "horário", "contato",
+    ),
+    PolicyTopic.SIZES: _phrases(
+        "size guide", "size chart", "sizing", "what size", "which size", "guía de tallas", "qué talla",
+        "guide des tailles", "quelle taille", "größentabelle", "welche größe", "tabela de medidas", "qual tamanho",
+    ),
+}
+PRODUCT_CUES = _phrases(
+    "do you have", "do you sell", "looking for", "i need", "i want", "recommend", "suggest", "gift", "buy",
+    "any", "cheap", "under", "tienen", "tienes", "vendéis", "busco", "quiero", "necesito", "recomienda", "regalo",
+    "avez-vous", "vous avez", "je cherche", "je voudrais", "cadeau", "habt ihr", "haben sie", "ich suche",
+    "ich brauche", "geschenk", "vocês têm", "voces tem", "tem", "procuro", "quero", "preciso", "presente",
+)
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def understand(text: str, *, language: str | None = None, brands: tuple[str, ...] = ()) -> Understanding:
+    """Classify one shopper message and extract the constraints it declares."""
+    folded = _fold(text)
+    constraints = extract_constraints(text, language=language, brands=brands)
+    order_number = _order_number(text)
+    words = _WORD.findall(folded)
+
+    if HUMAN.search(folded):
+        return Understanding(Intent.HUMAN, constraints)
+    if order_number or ORDER.search(folded):
+        return Understanding(Intent.ORDER_STATUS, constraints, order_number=order_number)
+    for topic, pattern in POLICY_TOPICS.items():
+        if pattern.search(folded) and not (topic is PolicyTopic.SIZES and not constraints.is_empty() and PRODUCT_CUES.search(folded)):
+            return Understanding(Intent.POLICY, constraints, policy_topic=topic)
+    if HELP.search(folded):
+        return Understanding(Intent.HELP, constraints)
+    short = len(words) <= 3
+    if short and THANKS.search(folded):
+        return Understanding(Intent.THANKS, constraints)
+    if short and GOODBYE.search(folded):
+        return Understanding(Intent.GOODBYE, constraints)
+    if short and GREETING.search(folded) and len([w for w in words if not GREETING.fullmatch(w)]) == 0:
+        return Understanding(Intent.GREETING, constraints)
+    if PRODUCT_CUES.search(folded) or not constraints.is_empty():
+        return Understanding(Intent.PRODUCT_SEARCH, constraints)
+    content = [w for w in words if len(w) > 2 and not GREETING.fullmatch(w)]
+    if content:
+        # a bare noun phrase ("wool socks", "grinder") is a catalog question
+        return Understanding(Intent.PRODUCT_SEARCH, constraints)
+    if GREETING.search(folded):
+        return Understanding(Intent.GREETING, constraints)
+    return Understanding(Intent.UNKNOWN, constraints)
+
+
+def _order_number(text: str) -> str | None:
+    match = ORDER_NUMBER.search(text)
+    if match is None:
+        return None
+    value = match.group(1).upper()
+    return value if any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value) else None
+
+
+def strip_greeting(text: str) -> str:
+    """The message without a leading greeting, as a search query."""
+    folded_words = text.split()
+    while folded_words and GREETING.fullmatch(_fold(folded_words[0].strip(",.!¡¿?"))):
+        folded_words.pop(0)
+    return " ".join(folded_words) or text

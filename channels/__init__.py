@@ -1,0 +1,1 @@
+"""Channel adapters: each turns its platform into the normalized messages and back."""

@@ -1,0 +1,1 @@
+"""Scheduled work: APScheduler wiring and the jobs it runs."""

@@ -1,0 +1,43 @@
+"""Finish turns that were accepted but never completed (a crash between ack and reply).
+
+Every inbound event is in the inbox before it is acknowledged; a row still
+``accepted`` after a grace period belongs to a turn that died with its process.
+This job runs it again. The engine writes a turn atomically, so a row is either
+``done`` with its replies or still ``accepted`` with none: re-running it never
+answers twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from bot.engine import DialogEngine
+from bot.store import Store
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+
+
+async def recover_unfinished(
+    store: Store, engine: DialogEngine, *, now: datetime, older_than: timedelta = timedelta(seconds=60)
+) -> int:
+    """Re-run every accepted-but-unfinished turn received before ``now - older_than``."""
+    recovered = 0
+    for entry in await store.unfinished_inbox():
+        if entry.received_at > now - older_than:
+            continue
+        if entry.attempts >= MAX_ATTEMPTS:
+            await store.fail_inbound(entry.inbox_id, "gave up after repeated failures")
+            log.error("inbox row %d failed %d times; marked failed for review", entry.inbox_id, entry.attempts)
+            continue
+        try:
+            await engine.handle(entry.message, inbox_id=entry.inbox_id)
+            recovered += 1
+        except Exception as exc:  # keep going: one broken turn must not block the others
+            await store.note_attempt(entry.inbox_id, repr(exc))
+            log.exception("recovering inbox row %d failed", entry.inbox_id)
+    if recovered:
+        log.info("recovered %d unfinished turn(s)", recovered)
+    return recovered

@@ -1,0 +1,1 @@
+"""The store's knowledge base: ingestion, indexes and search."""

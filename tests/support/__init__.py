@@ -1,0 +1,1 @@
+"""Helpers shared by tests: a real server process on loopback, a browser."""

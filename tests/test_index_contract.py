@@ -1,0 +1,151 @@
+"""The search contract, run against every index implementation.
+
+Each implementation gets the same small catalog and must give the same
+guarantees: hard filters are never broken, incremental upserts skip unchanged
+items, removed items disappear, passages carry their source and language.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+import pytest
+
+from kb.embedder import E5Embedder, Embedder
+from kb.index import BaseIndex
+from kb.models import Passage, Product, SearchFilters, Variant
+from kb.sqlite_index import SQLiteIndex
+
+
+@cache
+def e5() -> Embedder:
+    return E5Embedder()
+
+
+def product(pid: str, title: str, price: str, *, category: str = "Socks", stock: int = 5, **attributes: object) -> Product:
+    sizes = attributes.pop("sizes", None)
+    variants: tuple[Variant, ...]
+    if isinstance(sizes, dict):
+        variants = tuple(
+            Variant(sku=f"{pid}-{size}", price=Decimal(price), stock=qty, options={"size": size}) for size, qty in sizes.items()
+        )
+    else:
+        variants = (Variant(sku=pid, price=Decimal(price), stock=stock),)
+    return Product(
+        id=pid,
+        title=title,
+        description=f"{title}. A product of our test shop.",
+        currency="EUR",
+        variants=variants,
+        category=category,
+        brand=str(attributes.pop("brand", "Finch")),
+        url=f"https://shop.example/products/{pid}",
+        attributes=dict(attributes),
+        source="test-catalog",
+    )
+
+
+CATALOG = [
+    product("socks-wool", "Merino wool hiking socks", "18.00", materials=["wool"], colors=["grey"]),
+    product("socks-cotton", "Cotton running socks", "9.50", materials=["cotton"], colors=["white"]),
+    product(
+        "shoe-road", "Road running shoe", "89.90", category="Running shoes", sizes={"41": 0, "42": 3, "43": 1}, colors=["blue"]
+    ),
+    product("shoe-race", "Carbon racing shoe", "159.00", category="Running shoes", sizes={"42": 2}, brand="Swift"),
+    product("choc-nut", "Hazelnut milk chocolate", "4.50", category="Snacks", allergens=["nuts", "milk"]),
+    product("choc-dark", "Dark chocolate 85%", "3.90", category="Snacks", allergens=[], free_from=["nuts", "milk"], dietary=["vegan"]),
+    product("granola", "Oat granola", "6.20", category="Snacks"),  # the label says nothing about allergens
+    product("kettle", "Stainless steel kettle", "49.00", category="Kitchen", stock=0, materials=["steel"]),
+]
+PASSAGES = [
+    Passage("returns:en:0", "Returns", ("Returns", "Return window"), "You can return unused items within 30 days.",
+            "https://shop.example/pages/returns", "en", "pages"),
+    Passage("returns:es:0", "Devoluciones", ("Devoluciones", "Plazo"), "Puedes devolver artículos sin usar en 30 días.",
+            "https://shop.example/es/pages/returns", "es", "pages"),
+]
+
+IMPLEMENTATIONS = ["sqlite-hybrid", "sqlite-bm25"]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BaseIndex]:
+    if request.param == "sqlite-hybrid":
+        implementation: BaseIndex = SQLiteIndex(tmp_path / "kb.db", e5())
+    else:
+        implementation = SQLiteIndex(tmp_path / "kb.db", None)
+    async with implementation:
+        await implementation.upsert_products(CATALOG, source="test-catalog")
+        await implementation.upsert_passages(PASSAGES)
+        yield implementation
+
+
+async def ids(index: BaseIndex, query: str, filters: SearchFilters | None = None, k: int = 10) -> list[str]:
+    return [hit.id for hit in await index.search(query, filters, k=k, kinds=("product",))]
+
+
+async def test_finds_the_product_by_its_words(index: BaseIndex) -> None:
+    assert (await ids(index, "wool socks"))[0] == "socks-wool"
+
+
+async def test_price_filter_is_hard(index: BaseIndex) -> None:
+    found = await ids(index, "running shoe", SearchFilters(max_price=Decimal("100")))
+    assert found[0] == "shoe-road"
+    assert "shoe-race" not in found  # 159.00: relevant, but over the budget
+
+
+async def test_size_filter_needs_the_size_to_exist(index: BaseIndex) -> None:
+    assert await ids(index, "running shoe", SearchFilters(sizes=("41",), in_stock_only=True)) == []
+    assert set(await ids(index, "running shoe", SearchFilters(sizes=("42",)))) == {"shoe-road", "shoe-race"}
+
+
+async def test_in_stock_only_drops_sold_out_products(index: BaseIndex) -> None:
+    assert "kettle" in await ids(index, "kettle")
+    assert "kettle" not in await ids(index, "kettle", SearchFilters(in_stock_only=True))
+
+
+async def test_allergen_exclusion_keeps_only_food_labelled_free_of_it(index: BaseIndex) -> None:
+    found = await ids(index, "chocolate granola snack", SearchFilters(exclude_allergens=("nuts",)))
+    assert "choc-dark" in found
+    assert "choc-nut" not in found  # contains nuts
+    assert "granola" not in found  # its label does not say it is nut-free
+
+
+async def test_material_and_brand_exclusions(index: BaseIndex) -> None:
+    assert "socks-wool" not in await ids(index, "socks", SearchFilters(exclude_materials=("wool",)))
+    assert "shoe-race" not in await ids(index, "running shoe", SearchFilters(exclude_brands=("Swift",)))
+    assert await ids(index, "running shoe", SearchFilters(brands=("swift",))) == ["shoe-race"]
+
+
+async def test_dietary_requirement(index: BaseIndex) -> None:
+    assert await ids(index, "chocolate", SearchFilters(dietary=("vegan",))) == ["choc-dark"]
+
+
+async def test_unchanged_items_cost_nothing_and_changes_are_applied(index: BaseIndex) -> None:
+    stats = await index.upsert_products(CATALOG, source="test-catalog")
+    assert (stats.added, stats.updated, stats.unchanged) == (0, 0, len(CATALOG))
+    cheaper = product("shoe-race", "Carbon racing shoe", "95.00", category="Running shoes", sizes={"42": 2}, brand="Swift")
+    stats = await index.upsert_products([*CATALOG[:3], cheaper, *CATALOG[4:]], source="test-catalog")
+    assert (stats.updated, stats.unchanged) == (1, len(CATALOG) - 1)
+    assert {"shoe-road", "shoe-race"} <= set(await ids(index, "running shoe", SearchFilters(max_price=Decimal("100"))))
+
+
+async def test_items_removed_from_a_source_disappear(index: BaseIndex) -> None:
+    stats = await index.upsert_products([p for p in CATALOG if p.id != "socks-wool"], source="test-catalog")
+    assert stats.removed == 1
+    assert "socks-wool" not in await ids(index, "wool socks")
+    assert await index.get_product("socks-wool") is None
+
+
+async def test_passages_carry_source_and_prefer_the_shoppers_language(index: BaseIndex) -> None:
+    hits = await index.search("devolver artículos 30 días returns", SearchFilters(lang="es"), k=2, kinds=("passage",))
+    assert hits[0].passage is not None
+    assert hits[0].passage.lang == "es"
+    assert hits[0].source_url == "https://shop.example/es/pages/returns"
+
+
+async def test_product_count_and_brands(index: BaseIndex) -> None:
+    assert await index.product_count() == len(CATALOG)
+    assert set(await index.brands()) == {"Finch", "Swift"}

@@ -5,6 +5,7 @@
     shopkeeper chat [--json] [--user ID] [--locale L] [--no-demo]
     shopkeeper ingest PATH [--format F]
     shopkeeper migrate
+    shopkeeper locales extract|update|compile|check
     shopkeeper eval constraints DATASET [--predictions OUT.jsonl]
 
 Settings come from the environment and ``.env`` (see ``.env.example``); flags
@@ -63,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("migrate", help="create or upgrade the database and index, then exit")
 
+    locales = sub.add_parser("locales", help="manage the gettext catalogs (run from a source checkout)")
+    locales.add_argument("action", choices=["extract", "update", "compile", "check"])
+
     evaluate = sub.add_parser("eval", help="measure quality on a labelled dataset")
     eval_sub = evaluate.add_subparsers(dest="target", required=True)
     constraints = eval_sub.add_parser("constraints", help="constraint extraction: per-field precision/recall")
@@ -100,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_ingest(settings, args.path, args.format))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "locales":
+        return _locales(args.action)
     if args.command == "eval" and args.target == "constraints":
         return _eval_constraints(args.dataset, args.predictions)
     return 2
@@ -178,6 +184,25 @@ async def _migrate(settings: Settings) -> int:
         pass
     print(f"database ready at {settings.database_path}")
     return 0
+
+
+def _locales(action: str) -> int:
+    from bot import catalogs
+
+    if action == "extract":
+        template = catalogs.extract()
+        print(f"{len(template)} messages extracted to {catalogs.POT_PATH}")
+        return 0
+    if action == "update":
+        catalogs.extract()
+        report = catalogs.update()
+    elif action == "compile":
+        report = catalogs.compile()
+    else:
+        report = catalogs.check()
+    for line in report:
+        print(line)
+    return 1 if action == "check" and report else 0
 
 
 def _eval_constraints(dataset: Path, predictions: Path | None) -> int:

@@ -60,6 +60,22 @@ TOPIC_QUERIES = {
 }
 
 
+# a message with constraints and at most this many other words refines the previous search
+REFINEMENT_MAX_WORDS = 2
+_CONTENT_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
+_FILLER = frozenset(
+    """any some one ones them those these that this in of for with and but also not only more less than
+    under below over above around between actually make instead please cheaper bigger smaller size sizes
+    color colour algo alguno alguna en de con sin pero también más menos talla color quelque un une en de avec sans
+    mais aussi plus moins taille couleur irgendwas in mit ohne aber auch mehr weniger unter größe farbe algum alguma
+    em com sem mas também mais menos tamanho cor""".split()
+)
+
+
+def _content_words(text: str) -> list[str]:
+    return [w for w in _CONTENT_WORD.findall(text.casefold()) if w not in _FILLER]
+
+
 class _ChatLocks:
     """One asyncio lock per chat, dropped when nobody holds or waits for it."""
 
@@ -233,10 +249,19 @@ class DialogEngine:
 
     @staticmethod
     def _product_query(text: str, understanding: Understanding, context: dict[str, Any]) -> str:
-        """The search query: this message, or the previous one when this only corrects constraints."""
+        """The search query: this message, or the earlier one it refines.
+
+        "any in blue?" or "actually under 80" after "running shoes under 100" refine the
+        previous search: the product words come from it, the new constraints from this
+        message. A message that names products of its own starts a new search.
+        """
         query = strip_greeting(text)
-        if understanding.constraints.is_correction and context.get("last_query"):
-            return str(context["last_query"])
+        previous = context.get("last_query")
+        refines = understanding.constraints.is_correction or (
+            not understanding.constraints.is_empty() and len(_content_words(query)) <= REFINEMENT_MAX_WORDS
+        )
+        if previous and refines:
+            return f"{previous} {query}"
         context["last_query"] = query
         return query
 

@@ -85,15 +85,20 @@ def product_card(product: Product, constraints: Constraints, currency: str, filt
 
 
 def excerpt(passage: Passage, limit: int = EXCERPT_CHARS) -> str:
-    """The passage cut at a sentence boundary near ``limit``; never mid-word."""
-    text = re.sub(r"\s+", " ", passage.text).strip()
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    boundary = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
-    if boundary > limit // 3:
-        return cut[: boundary + 1]
-    return cut[: cut.rfind(" ")] + " …"
+    """The passage's opening lines up to about ``limit`` characters, cut at a line or sentence end."""
+    lines = [re.sub(r"[ \t]+", " ", line).strip() for line in passage.text.splitlines()]
+    kept: list[str] = []
+    size = 0
+    for line in (ln for ln in lines if ln):
+        if size + len(line) > limit and kept:
+            break
+        if size + len(line) > limit:
+            cut = line[:limit]
+            boundary = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+            line = cut[: boundary + 1] if boundary > limit // 3 else cut[: cut.rfind(" ")] + " …"
+        kept.append(line)
+        size += len(line)
+    return "\n".join(kept)
 
 
 class OfflineResponder:
@@ -187,7 +192,8 @@ class OfflineResponder:
                 )
             ]
         best = passages[0]
-        text = _("From our \"{title}\" page:", title=best.title) + "\n> " + excerpt(best)
+        quoted = "\n".join("> " + line for line in excerpt(best).splitlines())
+        text = _("From our \"{title}\" page:", title=best.title) + "\n" + quoted
         sources = [Source(best.title, best.url)]
         if ctx.understanding.policy_topic is PolicyTopic.CONTACT and ctx.shop.support_email:
             text += "\n" + _("You can also write to {email}.", email=ctx.shop.support_email)

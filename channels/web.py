@@ -170,4 +170,5 @@ async def get_messages(
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def chat_page(request: Request) -> HTMLResponse:
     html = files("channels").joinpath("web_chat.html").read_text(encoding="utf-8")
-    return HTMLResponse(html.replace("{{store_name}}", escape(_runtime(request).shop.name)))
+    name = _runtime(request).shop.name
+    return HTMLResponse(html.replace("{{store_name}}", escape(name)).replace("{{store_initial}}", escape(name[:1].upper())))

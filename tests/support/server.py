@@ -60,3 +60,6 @@ def running_server(data_dir: Path, *, extra_env: dict[str, str] | None = None, r
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()

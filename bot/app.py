@@ -9,6 +9,7 @@ naming the field, anything unexpected is a 500 with a generic message.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from bot import __version__
 from bot.runtime import open_runtime
 from bot.settings import Settings, load_settings
-from channels import web
+from channels import web, webhooks
 from jobs.inbox_recovery import recover_unfinished
 from jobs.scheduler import build_scheduler
 
@@ -52,14 +53,21 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = True
         async with open_runtime(settings) as runtime:
             app.state.runtime = runtime
             scheduler = build_scheduler(runtime) if start_scheduler else None
+            sending: asyncio.Task[None] | None = None
             if scheduler is not None:
-                # the process that schedules also recovers: an accepted-but-unfinished turn
-                # from before this start died with a previous process
+                # the process that schedules also recovers and delivers: an accepted-but-unfinished
+                # turn from before this start died with a previous process
+                await runtime.store.recover_outbox()
                 await recover_unfinished(runtime.store, runtime.engine, now=runtime.store.now(), older_than=timedelta(0))
                 scheduler.start()
+                sending = asyncio.create_task(runtime.sender.run(), name="outbox-sender")
             try:
                 yield
             finally:
+                await runtime.worker.stop()  # finish turns in flight; queued ones stay in the inbox
+                runtime.sender.stop()
+                if sending is not None:
+                    await sending
                 if scheduler is not None:
                     scheduler.shutdown(wait=False)
 
@@ -88,4 +96,5 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = True
         return {"status": "ok"}
 
     app.include_router(web.router)
+    app.include_router(webhooks.router)
     return app

@@ -133,11 +133,15 @@ async def _worker(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings) as runtime:
+        await runtime.store.recover_outbox()
         await recover_unfinished(runtime.store, runtime.engine, now=runtime.store.now(), older_than=timedelta(0))
         scheduler = build_scheduler(runtime)
         scheduler.start()
+        sending = asyncio.create_task(runtime.sender.run(), name="outbox-sender")
         logging.getLogger(__name__).info("worker running; press Ctrl+C to stop")
         await stop.wait()
+        runtime.sender.stop()
+        await sending
         scheduler.shutdown(wait=False)
     return 0
 

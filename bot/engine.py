@@ -121,14 +121,21 @@ class DialogEngine:
         self._clock = clock
         self._locks = _ChatLocks()
 
-    async def handle(self, inbound: InboundMessage, *, inbox_id: int | None = None) -> list[OutboundMessage]:
-        """Run one turn for ``inbound`` and persist it; returns the replies to send."""
+    async def handle(
+        self, inbound: InboundMessage, *, inbox_id: int | None = None, via_outbox: bool = False
+    ) -> list[OutboundMessage]:
+        """Run one turn for ``inbound`` and persist it; returns the replies.
+
+        With ``via_outbox`` the replies are queued in the outbox in the same
+        transaction (platform channels); otherwise the caller delivers them
+        (web and terminal answer in the response).
+        """
         async with self._locks.hold((inbound.channel, inbound.chat_id)):
             conversation = await self.store.conversation_for(inbound)
             locale, conversation = self._resolve_locale(inbound, conversation)
             with use_locale(locale):
                 replies, conversation = await self._turn(inbound, conversation, locale)
-            await self.store.finish_turn(inbox_id, conversation, inbound, replies)
+            await self.store.finish_turn(inbox_id, conversation, inbound, replies, outbox=via_outbox)
             return replies
 
     async def accept_and_handle(self, inbound: InboundMessage) -> tuple[list[OutboundMessage], bool]:

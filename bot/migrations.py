@@ -95,4 +95,41 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX orders_customer ON orders(customer_id, created_at);
         """,
     ),
+    (
+        2,
+        """
+        -- replies waiting for (or done with) delivery through a platform's send API
+        CREATE TABLE outbox (
+            id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id      TEXT REFERENCES conversations(id) ON DELETE CASCADE,
+            channel              TEXT NOT NULL,
+            chat_id              TEXT NOT NULL,
+            payload              TEXT NOT NULL,
+            status               TEXT NOT NULL DEFAULT 'pending'
+                                 CHECK (status IN ('pending', 'sending', 'sent', 'maybe_sent', 'failed', 'held')),
+            attempts             INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at      TEXT NOT NULL,
+            platform_message_id  TEXT,
+            error                TEXT,
+            created_at           TEXT NOT NULL,
+            sent_at              TEXT
+        );
+        CREATE INDEX outbox_due ON outbox(status, next_attempt_at, id);
+        CREATE INDEX outbox_chat ON outbox(channel, chat_id, id);
+
+        -- delivery receipts reported by platforms (delivered, read, failed…)
+        CREATE TABLE delivery_status (
+            id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel              TEXT NOT NULL,
+            platform_message_id  TEXT NOT NULL,
+            status               TEXT NOT NULL,
+            error_code           TEXT,
+            recorded_at          TEXT NOT NULL
+        );
+        CREATE INDEX delivery_status_message ON delivery_status(channel, platform_message_id);
+
+        ALTER TABLE identities ADD COLUMN unreachable INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE identities ADD COLUMN last_inbound_at TEXT
+        """,
+    ),
 )

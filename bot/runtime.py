@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from bot.demo import load_demo
 from bot.engine import DialogEngine
+from bot.outbox import OutboxSender
 from bot.settings import Settings
 from bot.shop import ShopProfile
 from bot.store import Clock, Store, utc_now
+from bot.worker import TurnWorker
+from channels.base import BaseChannel
+from channels.registry import enabled_channels
 from kb.embedder import make_embedder
 from kb.sqlite_index import SQLiteIndex
 
@@ -31,6 +35,9 @@ class Runtime:
     index: SQLiteIndex
     shop: ShopProfile
     engine: DialogEngine
+    channels: dict[str, BaseChannel]
+    worker: TurnWorker
+    sender: OutboxSender
 
 
 @asynccontextmanager
@@ -52,7 +59,21 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
                 store=store, index=index, shop=shop, results=settings.search_results, clock=clock,
                 brands=await index.brands(),
             )
-            yield Runtime(settings=settings, store=store, index=index, shop=shop, engine=engine)
+            channels = enabled_channels(settings)
+            async with AsyncExitStack() as stack:
+                for channel in channels.values():
+                    await channel.open()
+                    stack.push_async_callback(channel.close)
+                sender = OutboxSender(store, channels, clock=clock)
+                worker = TurnWorker(engine, on_replies=sender.wake)
+                try:
+                    yield Runtime(
+                        settings=settings, store=store, index=index, shop=shop, engine=engine,
+                        channels=channels, worker=worker, sender=sender,
+                    )
+                finally:
+                    await worker.stop()
+                    sender.stop()
         finally:
             await index.close()
     finally:

@@ -9,6 +9,7 @@ with :class:`SettingsError` naming the variable.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -50,14 +51,62 @@ class Settings(BaseSettings):
     # Chat input limits (shared by every channel)
     max_message_chars: int = Field(default=4000, ge=1)
 
+    # Public HTTPS base URL of this server as platforms see it (webhook registration, Twilio signatures).
+    public_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
+    # Trust X-Forwarded-Proto/Host from a TLS-terminating proxy when rebuilding the request URL.
+    trust_forwarded_headers: bool = False
+
+    # Telegram (python-telegram-bot)
+    telegram_bot_token: SecretStr | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_api_base: str = "https://api.telegram.org/bot"
+    telegram_allow_groups: bool = False
+
+    # WhatsApp through Twilio
+    twilio_account_sid: str | None = Field(default=None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    twilio_auth_token: SecretStr | None = None
+    twilio_whatsapp_number: str | None = Field(default=None, pattern=r"^whatsapp:\+[1-9][0-9]{6,14}$")
+    twilio_api_base: str | None = None  # override of the REST domain, for tests
+    twilio_template_sid: str | None = Field(default=None, pattern=r"^HX[0-9a-fA-F]{32}$")
+    twilio_messages_per_second: float = Field(default=1.0, gt=0)
+
+    # Meta Graph API: WhatsApp Cloud API and Messenger
+    graph_api_base: str = "https://graph.facebook.com/v21.0"
+    meta_app_secret: SecretStr | None = None
+    meta_verify_token: SecretStr | None = None
+    whatsapp_access_token: SecretStr | None = None
+    whatsapp_phone_number_id: str | None = Field(default=None, pattern=r"^[0-9]{5,20}$")
+    whatsapp_template_name: str | None = None
+    messenger_page_access_token: SecretStr | None = None
+
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "SHOPKEEPER_ANTHROPIC_API_KEY")
     )
 
-    @field_validator("anthropic_api_key", mode="before")
+    @field_validator(
+        "anthropic_api_key", "public_url", "telegram_bot_token", "telegram_webhook_secret", "twilio_account_sid",
+        "twilio_auth_token", "twilio_whatsapp_number", "twilio_api_base", "twilio_template_sid", "meta_app_secret",
+        "meta_verify_token", "whatsapp_access_token", "whatsapp_phone_number_id", "whatsapp_template_name",
+        "messenger_page_access_token",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("telegram_bot_token")
+    @classmethod
+    def _telegram_token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[0-9]{3,20}:[A-Za-z0-9_-]{20,}", value.get_secret_value()):
+            raise ValueError("must look like 123456789:AA... (the token BotFather gave you)")
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _telegram_secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
 
     @property
     def database_path(self) -> Path:

@@ -68,6 +68,18 @@ class Accepted:
 
 
 @dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    conversation_id: str | None
+    channel: str
+    chat_id: str
+    message: OutboundMessage
+    attempts: int
+    status: str
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class InboxEntry:
     inbox_id: int
     message: InboundMessage
@@ -354,9 +366,13 @@ class Store:
         conversation: Conversation,
         inbound: InboundMessage,
         replies: Sequence[OutboundMessage],
+        *,
+        outbox: bool = False,
     ) -> list[int]:
         """Write one turn atomically: shopper message, replies, conversation state, inbox done.
 
+        With ``outbox``, the replies are also queued for delivery through the
+        platform (channels that are not answered in the HTTP response).
         Returns the ids of the stored reply messages.
         """
         now = self._now()
@@ -387,6 +403,17 @@ class Store:
             )
             if conversation.locale:
                 await db.execute("UPDATE customers SET locale = ? WHERE id = ?", (conversation.locale, conversation.customer_id))
+            if outbox:
+                for reply in replies:
+                    await db.execute(
+                        "INSERT INTO outbox (conversation_id, channel, chat_id, payload, next_attempt_at, created_at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)",
+                        (conversation.id, inbound.channel, inbound.chat_id, json.dumps(reply.to_dict(), ensure_ascii=False), now, now),
+                    )
+            await db.execute(
+                "UPDATE identities SET last_inbound_at = ?, unreachable = 0 WHERE channel = ? AND external_id = ?",
+                (inbound.timestamp.astimezone(UTC).isoformat(), inbound.channel, inbound.sender_id),
+            )
             if inbox_id is not None:
                 await db.execute(
                     "UPDATE inbox SET status = 'done', attempts = attempts + 1, processed_at = ? WHERE id = ?",
@@ -442,6 +469,80 @@ class Store:
             for r in reversed(list(rows))
         ]
 
+    # -- outbox -----------------------------------------------------------------
+
+    async def claim_due_outbox(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
+        """Take due pending deliveries (oldest first) and mark them ``sending``, atomically."""
+        stamp = now.astimezone(UTC).isoformat()
+        async with self.transaction() as db:
+            async with db.execute(
+                "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?", (stamp, limit)
+            ) as cur:
+                rows = await cur.fetchall()
+            if rows:
+                marks = ",".join("?" * len(rows))
+                await db.execute(f"UPDATE outbox SET status = 'sending' WHERE id IN ({marks})", [r["id"] for r in rows])  # noqa: S608
+        return [_outbox_item(r) for r in rows]
+
+    async def outbox_sent(self, outbox_id: int, platform_ids: Sequence[str]) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET status = 'sent', attempts = attempts + 1, platform_message_id = ?, sent_at = ?, error = NULL "
+                "WHERE id = ?",
+                (",".join(platform_ids), self._now(), outbox_id),
+            )
+
+    async def outbox_retry(self, outbox_id: int, at: datetime, error: str) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, error = ? WHERE id = ?",
+                (at.astimezone(UTC).isoformat(), error[:500], outbox_id),
+            )
+
+    async def outbox_finish(self, outbox_id: int, status: str, error: str) -> None:
+        """End a delivery as ``failed``, ``maybe_sent`` (not resent blindly) or ``held``."""
+        if status not in {"failed", "maybe_sent", "held"}:
+            raise ValueError(f"not a final outbox status: {status}")
+        async with self.transaction() as db:
+            await db.execute(
+                "UPDATE outbox SET status = ?, attempts = attempts + 1, error = ? WHERE id = ?", (status, error[:500], outbox_id)
+            )
+
+    async def recover_outbox(self) -> int:
+        """After a crash, deliveries caught mid-send may have reached the platform: mark them for review."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "UPDATE outbox SET status = 'maybe_sent', error = 'interrupted while sending' WHERE status = 'sending'"
+            )
+            return cur.rowcount
+
+    async def outbox_items(self, channel: str, chat_id: str) -> list[OutboxItem]:
+        async with self.db.execute("SELECT * FROM outbox WHERE channel = ? AND chat_id = ? ORDER BY id", (channel, chat_id)) as cur:
+            return [_outbox_item(r) for r in await cur.fetchall()]
+
+    async def record_receipt(self, channel: str, platform_message_id: str, status: str, error_code: str | None) -> None:
+        async with self.transaction() as db:
+            await db.execute(
+                "INSERT INTO delivery_status (channel, platform_message_id, status, error_code, recorded_at) VALUES (?, ?, ?, ?, ?)",
+                (channel, platform_message_id, status, error_code, self._now()),
+            )
+
+    async def mark_unreachable(self, channel: str, external_id: str) -> None:
+        """The shopper blocked the bot or opted out on the platform: stop sending to them."""
+        async with self.transaction() as db:
+            await db.execute("UPDATE identities SET unreachable = 1 WHERE channel = ? AND external_id = ?", (channel, external_id))
+
+    async def reachability(self, channel: str, external_id: str) -> tuple[bool, datetime | None]:
+        """Whether the identity can be messaged, and when it last wrote to us."""
+        async with self.db.execute(
+            "SELECT unreachable, last_inbound_at FROM identities WHERE channel = ? AND external_id = ?", (channel, external_id)
+        ) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return False, None
+        last = datetime.fromisoformat(row["last_inbound_at"]) if row["last_inbound_at"] else None
+        return not row["unreachable"], last
+
     # -- customers and orders (demo data and imports) ------------------------
 
     async def upsert_customers(self, customers: Iterable[Customer]) -> int:
@@ -488,6 +589,19 @@ class Store:
         async with self.db.execute(f"SELECT COUNT(*) FROM {table}") as cur:  # noqa: S608 - table name checked above
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+
+def _outbox_item(row: sqlite3.Row) -> OutboxItem:
+    return OutboxItem(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        channel=row["channel"],
+        chat_id=row["chat_id"],
+        message=OutboundMessage.from_dict(json.loads(row["payload"])),
+        attempts=row["attempts"],
+        status=row["status"],
+        error=row["error"],
+    )
 
 
 def _conversation(row: sqlite3.Row) -> Conversation:

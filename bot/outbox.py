@@ -1,0 +1,145 @@
+"""Delivering queued replies through the platforms, once, at the platform's pace.
+
+The outbox table is the truth: :meth:`OutboxSender.deliver_due` claims due rows
+(``pending`` → ``sending``), applies the platform rules (shopper reachable,
+24-hour reply window, rate limits), sends, and records the outcome:
+
+* ``sent`` with the platform's message id;
+* back to ``pending`` with a later ``next_attempt_at`` on a retryable failure
+  (5xx, timeout before the request left, 429 honouring ``retry_after``);
+* ``maybe_sent`` when the request may have reached the platform (a timeout
+  after sending, a crash mid-send): never resent blindly, listed for review;
+* ``failed`` when the platform refused for good or the shopper blocked us
+  (the identity is then marked unreachable);
+* ``held`` when a rule forbids sending now (outside the reply window without
+  an approved template, channel not configured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime, timedelta
+
+from bot.store import OutboxItem, Store, utc_now
+from channels.base import BaseChannel, SendError
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 6
+BASE_BACKOFF_SECONDS = 2.0
+
+
+class _Pacer:
+    """Spaces sends: a global minimum interval per channel and one per chat."""
+
+    def __init__(self, sleep: Callable[[float], Awaitable[None]], monotonic: Callable[[], float]) -> None:
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self._last_global: dict[str, float] = {}
+        self._last_chat: dict[tuple[str, str], float] = {}
+
+    async def wait(self, channel: BaseChannel, chat_id: str) -> None:
+        policy = channel.policy
+        now = self._monotonic()
+        ready = now
+        if policy.messages_per_second > 0 and channel.name in self._last_global:
+            ready = max(ready, self._last_global[channel.name] + 1.0 / policy.messages_per_second)
+        key = (channel.name, chat_id)
+        if policy.per_chat_interval > 0 and key in self._last_chat:
+            ready = max(ready, self._last_chat[key] + policy.per_chat_interval)
+        if ready > now:
+            await self._sleep(ready - now)
+        stamp = max(ready, self._monotonic())
+        self._last_global[channel.name] = stamp
+        self._last_chat[key] = stamp
+
+
+class OutboxSender:
+    """Sends what the outbox holds. One per process that delivers (web+worker or worker)."""
+
+    def __init__(
+        self,
+        store: Store,
+        channels: Mapping[str, BaseChannel],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self._store = store
+        self._channels = channels
+        self._clock = clock
+        self._pacer = _Pacer(sleep, monotonic)
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._stopped = asyncio.Event()
+
+    def wake(self) -> None:
+        """Deliver now rather than at the next poll (called after a turn queued replies)."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until :meth:`stop`; a failing pass is logged and the loop goes on."""
+        while not self._stopped.is_set():
+            try:
+                while await self.deliver_due():
+                    pass
+            except Exception:  # keep delivering: one bad pass must not stop every future send
+                log.exception("outbox pass failed")
+            self._wake.clear()
+            wake = asyncio.create_task(self._wake.wait())
+            stop = asyncio.create_task(self._stopped.wait())
+            await asyncio.wait({wake, stop}, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            for task in (wake, stop):
+                task.cancel()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    async def deliver_due(self, limit: int = 50) -> int:
+        """One pass over due deliveries; returns how many were attempted."""
+        items = await self._store.claim_due_outbox(self._clock(), limit)
+        for item in items:
+            await self._deliver(item)
+        return len(items)
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        channel = self._channels.get(item.channel)
+        if channel is None:
+            await self._store.outbox_finish(item.id, "held", f"channel {item.channel!r} is not configured")
+            return
+        reachable, last_inbound = await self._store.reachability(item.channel, item.chat_id)
+        if not reachable:
+            await self._store.outbox_finish(item.id, "failed", "shopper unreachable (blocked the bot or opted out)")
+            return
+        if not channel.within_window(last_inbound, self._clock()):
+            await self._store.outbox_finish(item.id, "held", "outside the platform's reply window; needs an approved template")
+            log.warning("outbox %d held: outside the %s reply window", item.id, item.channel)
+            return
+        await self._pacer.wait(channel, item.chat_id)
+        try:
+            sent = await channel.send(item.chat_id, item.message)
+        except SendError as exc:
+            await self._failed(item, exc)
+        except Exception as exc:  # an untranslated SDK error: it may have left, so never resend blindly
+            log.exception("unexpected error sending outbox %d", item.id)
+            await self._store.outbox_finish(item.id, "maybe_sent", f"unexpected error: {type(exc).__name__}")
+        else:
+            await self._store.outbox_sent(item.id, sent.platform_message_ids)
+
+    async def _failed(self, item: OutboxItem, exc: SendError) -> None:
+        reason = f"{exc.code + ': ' if exc.code else ''}{exc}"
+        if exc.unreachable:
+            await self._store.mark_unreachable(item.channel, item.chat_id)
+            await self._store.outbox_finish(item.id, "failed", reason)
+        elif exc.maybe_sent:
+            await self._store.outbox_finish(item.id, "maybe_sent", reason)
+        elif exc.permanent or item.attempts + 1 >= MAX_ATTEMPTS:
+            await self._store.outbox_finish(item.id, "failed", reason)
+        else:
+            delay = exc.retry_after if exc.retry_after is not None else BASE_BACKOFF_SECONDS * 2**item.attempts
+            await self._store.outbox_retry(item.id, self._clock() + timedelta(seconds=delay), reason)

@@ -1,0 +1,159 @@
+"""The contract every messaging-platform adapter implements, and its errors.
+
+An adapter does three things, and nothing else:
+
+* ``verify(request)``: check the webhook's signature or secret in constant time;
+  raise :class:`WebhookAuthError` when it does not hold (the route answers
+  401/403 and stores nothing).
+* ``parse(request)``: turn one webhook delivery into a :class:`ParsedWebhook`:
+  every message in it (platforms batch events) as :class:`~bot.messages.InboundMessage`
+  and every delivery receipt as :class:`DeliveryReceipt`. Malformed bodies raise
+  :class:`WebhookPayloadError` (a 400).
+* ``send(chat_id, message)``: deliver one :class:`~bot.messages.OutboundMessage`
+  through the platform's official SDK, rendering buttons, cards and sources in
+  the platform's best form and degrading to text where it has none. Failures
+  are translated into :class:`SendError` with what the outbox needs to decide:
+  retry later (``retry_after``), never retry (``permanent``), the shopper can no
+  longer be reached (``unreachable``), or the request may have reached the
+  platform (``maybe_sent``: do not resend blindly).
+
+Exceptions::
+
+    ChannelError
+    ├── ChannelConfigError      a credential is missing or malformed (start-up)
+    ├── WebhookAuthError        bad, missing or replayed signature (401/403)
+    ├── WebhookPayloadError     body that is not the platform's format (400)
+    └── SendError               the platform refused or failed a send
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import ClassVar
+
+from bot.messages import InboundMessage, OutboundMessage
+
+
+class ChannelError(Exception):
+    """Base of every channel error."""
+
+
+class ChannelConfigError(ChannelError):
+    """A channel's settings are malformed; the message names the variable."""
+
+
+class WebhookAuthError(ChannelError):
+    """The webhook's signature or secret does not verify."""
+
+    def __init__(self, message: str, status_code: int = 403) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class WebhookPayloadError(ChannelError):
+    """The webhook body is not in the platform's format."""
+
+
+class SendError(ChannelError):
+    """A send failed; the flags tell the outbox what to do next."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        permanent: bool = False,
+        unreachable: bool = False,
+        maybe_sent: bool = False,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.permanent = permanent or unreachable
+        self.unreachable = unreachable
+        self.maybe_sent = maybe_sent
+        self.code = code
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """What an adapter sees of one webhook delivery (headers lower-cased)."""
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    """A platform's report on a message we sent (delivered, read, failed…)."""
+
+    platform_message_id: str
+    status: str
+    chat_id: str = ""
+    error_code: str | None = None
+    unreachable: bool = False  # the error means the shopper blocked us or opted out
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedWebhook:
+    messages: list[InboundMessage] = field(default_factory=list)
+    receipts: list[DeliveryReceipt] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SentMessage:
+    """What the platform answered for a successful send."""
+
+    platform_message_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SendPolicy:
+    """Platform rules the outbox applies before sending."""
+
+    # free-form messages only within this window after the shopper's last message (None: no window)
+    reply_window: timedelta | None = None
+    messages_per_second: float = 30.0  # global pace
+    per_chat_interval: float = 0.0  # seconds between two messages to one chat
+
+
+class BaseChannel(ABC):
+    """A messaging platform adapter. Opened once in the app lifespan."""
+
+    name: ClassVar[str]
+    policy: ClassVar[SendPolicy] = SendPolicy()
+
+    async def open(self) -> None:  # noqa: B027 - optional hook
+        """Open clients (HTTP sessions, SDK objects)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Close what :meth:`open` opened."""
+
+    def handshake(self, request: WebhookRequest) -> str | None:
+        """Answer a platform's GET verification challenge; None when the platform has none."""
+        return None
+
+    @abstractmethod
+    def verify(self, request: WebhookRequest) -> None:
+        """Raise :class:`WebhookAuthError` unless the request provably comes from the platform."""
+
+    @abstractmethod
+    def parse(self, request: WebhookRequest) -> ParsedWebhook:
+        """Every message and receipt in one verified delivery."""
+
+    @abstractmethod
+    async def send(self, chat_id: str, message: OutboundMessage) -> SentMessage:
+        """Deliver one reply; raise :class:`SendError` on failure."""
+
+    def within_window(self, last_inbound_at: datetime | None, now: datetime) -> bool:
+        """Whether a free-form message may be sent now under the platform's reply window."""
+        window = self.policy.reply_window
+        if window is None:
+            return True
+        return last_inbound_at is not None and now - last_inbound_at <= window

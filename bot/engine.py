@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.constraints import Constraints, constraints_from_dict
+from bot.events import Event, EventBus
 from bot.handoff import EscalationReason, bot_is_silent, escalate, handoff_notice
 from bot.i18n import SUPPORTED_LOCALES, _, normalize_locale, use_locale
 from bot.language import detect_language
@@ -110,7 +111,9 @@ class DialogEngine:
         results: int = 3,
         brands: tuple[str, ...] = (),
         clock: Callable[[], datetime] = utc_now,
+        events: EventBus | None = None,
     ) -> None:
+        self.events = events or EventBus()
         self.store = store
         self.index = index
         self.shop = shop
@@ -135,7 +138,14 @@ class DialogEngine:
             locale, conversation = self._resolve_locale(inbound, conversation)
             with use_locale(locale):
                 replies, conversation = await self._turn(inbound, conversation, locale)
+            before = await self.store.get_conversation(conversation.id)
             await self.store.finish_turn(inbox_id, conversation, inbound, replies, outbox=via_outbox)
+            if conversation.state == "pending_human" and (before is None or before.state == "bot"):
+                reason = str(conversation.context.get("escalation", {}).get("reason", "asked_for_human"))
+                await self.store.open_escalation(conversation.id, reason)
+                self.events.publish(Event("escalated", conversation.id, conversation.state))
+            elif conversation.state in ("pending_human", "human"):
+                self.events.publish(Event("message", conversation.id, conversation.state))
             return replies
 
     async def accept_and_handle(self, inbound: InboundMessage) -> tuple[list[OutboundMessage], bool]:
@@ -186,6 +196,10 @@ class DialogEngine:
             return [], conversation  # staff has the thread: record only
 
         text = (inbound.button_payload or inbound.text).strip()
+        if not text:
+            # a photo, voice note, sticker or location without words
+            notice = _("Thanks! I can only read text for now. Could you tell me in words what you're looking for?")
+            return [OutboundMessage(notice)], conversation
         command = LANGUAGE_COMMAND.match(text)
         if command:
             chosen = normalize_locale(command.group(1))

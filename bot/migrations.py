@@ -132,4 +132,65 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE identities ADD COLUMN last_inbound_at TEXT
         """,
     ),
+    (
+        3,
+        """
+        CREATE TABLE staff_users (
+            id             TEXT PRIMARY KEY,
+            email          TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name           TEXT,
+            role           TEXT NOT NULL CHECK (role IN ('agent', 'admin')),
+            password_hash  TEXT NOT NULL,
+            failed_logins  INTEGER NOT NULL DEFAULT 0,
+            locked_until   TEXT,
+            locale         TEXT,
+            created_at     TEXT NOT NULL
+        );
+        CREATE TABLE staff_sessions (
+            token_hash   TEXT PRIMARY KEY,
+            staff_id     TEXT NOT NULL REFERENCES staff_users(id) ON DELETE CASCADE,
+            csrf_token   TEXT NOT NULL,
+            created_at   TEXT NOT NULL,
+            expires_at   TEXT NOT NULL,
+            revoked_at   TEXT
+        );
+        -- one row per hand-over to staff, for the inbox and the KPIs
+        CREATE TABLE escalations (
+            id                     INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id        TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            reason                 TEXT NOT NULL,
+            created_at             TEXT NOT NULL,
+            announced_at           TEXT,
+            claimed_by             TEXT REFERENCES staff_users(id) ON DELETE SET NULL,
+            claimed_at             TEXT,
+            first_staff_reply_at   TEXT,
+            ended_at               TEXT,
+            outcome                TEXT CHECK (outcome IN ('resolved', 'released', 'timed_out', 'closed')),
+            csat                   INTEGER CHECK (csat BETWEEN 1 AND 5)
+        );
+        CREATE INDEX escalations_open ON escalations(ended_at, created_at);
+        CREATE INDEX escalations_conversation ON escalations(conversation_id);
+        CREATE TABLE staff_notes (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id  TEXT NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            staff_id         TEXT REFERENCES staff_users(id) ON DELETE SET NULL,
+            text             TEXT NOT NULL,
+            created_at       TEXT NOT NULL
+        );
+        CREATE TABLE canned_replies (
+            id     INTEGER PRIMARY KEY AUTOINCREMENT,
+            title  TEXT NOT NULL,
+            text   TEXT NOT NULL
+        );
+        CREATE TABLE audit_log (
+            id      INTEGER PRIMARY KEY AUTOINCREMENT,
+            at      TEXT NOT NULL,
+            actor   TEXT NOT NULL,
+            action  TEXT NOT NULL,
+            target  TEXT,
+            detail  TEXT
+        );
+        ALTER TABLE outbox ADD COLUMN author TEXT NOT NULL DEFAULT 'bot'
+        """,
+    ),
 )

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.constraints import Constraints
-from bot.i18n import _, format_price
+from bot.i18n import _, format_price, ngettext
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard, Source
 from bot.personalization import broken_constraints, fit_reason
 from bot.shop import ShopProfile
@@ -156,10 +156,7 @@ class OfflineResponder:
         currency = ctx.shop.currency
         if products:
             found = tuple(product_card(p, ctx.constraints, currency, ctx.filters) for p in products)
-            if len(found) == 1:
-                text = _("Here is what I found in our catalog:")
-            else:
-                text = _("Here are {count} options from our catalog:", count=len(found))
+            text = ngettext("Here is what I found in our catalog:", "Here are {n} options from our catalog:", len(found))
             if any(not card.in_stock for card in found):
                 text += " " + _("Items marked out of stock can't be ordered right now.")
             sources = tuple(Source(card.title, card.url) for card in found)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bot.demo import load_demo
 from bot.engine import DialogEngine
+from bot.events import EventBus
 from bot.outbox import OutboxSender
 from bot.settings import Settings
 from bot.shop import ShopProfile
@@ -38,6 +39,7 @@ class Runtime:
     channels: dict[str, BaseChannel]
     worker: TurnWorker
     sender: OutboxSender
+    events: EventBus
 
 
 @asynccontextmanager
@@ -55,9 +57,10 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
             elif await index.product_count() == 0:
                 log.warning("the catalog is empty: ingest one with `shopkeeper ingest PATH` (demo disabled)")
             shop = ShopProfile.load(settings)
+            events = EventBus()
             engine = DialogEngine(
                 store=store, index=index, shop=shop, results=settings.search_results, clock=clock,
-                brands=await index.brands(),
+                brands=await index.brands(), events=events,
             )
             channels = enabled_channels(settings)
             async with AsyncExitStack() as stack:
@@ -69,7 +72,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
                 try:
                     yield Runtime(
                         settings=settings, store=store, index=index, shop=shop, engine=engine,
-                        channels=channels, worker=worker, sender=sender,
+                        channels=channels, worker=worker, sender=sender, events=events,
                     )
                 finally:
                     await worker.stop()

@@ -469,6 +469,17 @@ class Store:
             for r in reversed(list(rows))
         ]
 
+    # -- escalations -----------------------------------------------------------
+
+    async def open_escalation(self, conversation_id: str, reason: str) -> int:
+        """Record a hand-over to staff (the staff inbox lists the open ones)."""
+        async with self.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO escalations (conversation_id, reason, created_at) VALUES (?, ?, ?)",
+                (conversation_id, reason, self._now()),
+            )
+            return int(cur.lastrowid or 0)
+
     # -- outbox -----------------------------------------------------------------
 
     async def claim_due_outbox(self, now: datetime, limit: int = 50) -> list[OutboxItem]:

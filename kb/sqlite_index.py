@@ -23,10 +23,10 @@ import re
 import sqlite3
 import unicodedata
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import aiosqlite
 import numpy as np
@@ -94,6 +94,18 @@ DIETARY_FREE_FROM = {
     "dairy-free": ("milk",),
     "nut-free": ("nuts", "peanuts"),
 }
+
+SearchMode = Literal["hybrid", "bm25", "dense"]
+
+
+@dataclass(frozen=True, slots=True)
+class RankingConfig:
+    mode: SearchMode = "hybrid"
+
+    @staticmethod
+    def for_mode(config: RankingConfig, mode: SearchMode) -> RankingConfig:
+        return replace(config, mode=mode)
+
 
 RRF_K = 60
 DENSE_FLOOR = 0.80  # cosine similarity below which a dense-only hit is not relevant (e5 scale)
@@ -168,7 +180,8 @@ def _variant_option(variant: Variant, *names: str) -> str | None:
 class SQLiteIndex(BaseIndex):
     """The default index: one SQLite file plus an in-memory vector matrix."""
 
-    def __init__(self, path: Path, embedder: Embedder | None) -> None:
+    def __init__(self, path: Path, embedder: Embedder | None, *, ranking: RankingConfig | None = None) -> None:
+        self.ranking = ranking or RankingConfig()
         self.path = path
         self.embedder = embedder
         self._db: aiosqlite.Connection | None = None

@@ -20,10 +20,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from bot import __version__
+from bot import __version__, console
 from bot.runtime import open_runtime
 from bot.settings import Settings, load_settings
-from channels import web, webhooks
+from channels import admin_api, web, webhooks
 from jobs.inbox_recovery import recover_unfinished
 from jobs.scheduler import build_scheduler
 
@@ -97,4 +97,6 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = True
 
     app.include_router(web.router)
     app.include_router(webhooks.router)
+    app.include_router(admin_api.router)
+    app.include_router(console.router)
     return app

@@ -4,7 +4,9 @@
     shopkeeper worker [--no-demo]
     shopkeeper chat [--json] [--user ID] [--locale L] [--no-demo]
     shopkeeper ingest PATH [--format F]
+    shopkeeper inventory set SKU QTY
     shopkeeper migrate
+    shopkeeper staff add EMAIL [--role agent|admin] [--name N] [--locale L]
     shopkeeper locales extract|update|compile|check
     shopkeeper eval constraints DATASET [--predictions OUT.jsonl]
 
@@ -21,6 +23,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from bot.settings import Settings, SettingsError, load_settings
 
@@ -62,7 +65,23 @@ def _parser() -> argparse.ArgumentParser:
         help="detected from the file when omitted",
     )
 
+    inventory = sub.add_parser("inventory", help="change stock levels in the knowledge base")
+    inventory_sub = inventory.add_subparsers(dest="action", required=True)
+    stock = inventory_sub.add_parser("set", help="set a SKU's stock (0 → more records a back-in-stock event)")
+    stock.add_argument("sku")
+    stock.add_argument("qty", type=_quantity, metavar="QTY")
+
     sub.add_parser("migrate", help="create or upgrade the database and index, then exit")
+
+    staff = sub.add_parser("staff", help="manage accounts of the staff console (/staff)")
+    staff_sub = staff.add_subparsers(dest="staff_action", required=True)
+    staff_add = staff_sub.add_parser(
+        "add", help="create a staff account; prompts for the password (read from stdin when it is not a terminal)"
+    )
+    staff_add.add_argument("email")
+    staff_add.add_argument("--role", choices=["agent", "admin"], default="agent", help="admins also manage canned replies")
+    staff_add.add_argument("--name", help="name shown to colleagues")
+    staff_add.add_argument("--locale", help="locale for dates and numbers in the console, e.g. de or pt-BR")
 
     locales = sub.add_parser("locales", help="manage the gettext catalogs (run from a source checkout)")
     locales.add_argument("action", choices=["extract", "update", "compile", "check"])
@@ -73,6 +92,12 @@ def _parser() -> argparse.ArgumentParser:
     constraints.add_argument("dataset", type=Path)
     constraints.add_argument("--predictions", type=Path, help="write one {id, predicted} object per message")
     return parser
+
+
+def _quantity(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"must be a whole number of 0 or more, not {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,8 +127,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"shopkeeper: {args.path}: no such file or directory", file=sys.stderr)
             return 2
         return asyncio.run(_ingest(settings, args.path, args.format))
+    if args.command == "inventory" and args.action == "set":
+        return asyncio.run(_inventory_set(settings, args.sku, args.qty))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
+    if args.command == "staff":
+        return asyncio.run(_staff_add(settings, args))
     if args.command == "locales":
         return _locales(args.action)
     if args.command == "eval" and args.target == "constraints":
@@ -157,28 +186,80 @@ async def _chat(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _ingest(settings: Settings, path: Path, fmt: str | None) -> int:
-    from kb.embedder import make_embedder
-    from kb.ingest import UnknownFormatError, parse
-    from kb.sqlite_index import SQLiteIndex
+class ProgressBar:
+    """A one-line progress bar on a terminal (redrawn about every 1%); silent when not a tty."""
 
-    shop_currency = settings.currency
+    WIDTH = 30
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty()
+        self._shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        percent = min(100, done * 100 // total)
+        if percent == self._shown:
+            return
+        self._shown = percent
+        filled = self.WIDTH * percent // 100
+        bar = "#" * filled + "." * (self.WIDTH - filled)
+        self.stream.write(f"\r{self.label} [{bar}] {percent:3d}% {done}/{total}")
+        if done >= total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _index_errors() -> tuple[type[Exception], ...]:
+    # a Weaviate index raises these, and only then is its (heavy) module loaded
+    module = sys.modules.get("kb.weaviate_index")
+    return (module.IndexUnavailableError, module.WeaviateIndexError) if module is not None else ()
+
+
+async def _ingest(settings: Settings, path: Path, fmt: str | None) -> int:
+    from bot.runtime import build_index
+    from kb.inventory import ingest_path
+
     try:
-        result = await asyncio.to_thread(parse, path, fmt, currency=shop_currency)
-    except (UnknownFormatError, ValueError, OSError) as exc:
+        async with build_index(settings) as index:
+            report = await ingest_path(index, path, fmt, currency=settings.currency, progress=ProgressBar(str(path)))
+    except ValueError as exc:  # IngestError (the file is unusable) or an unknown format name
         print(f"shopkeeper: {exc}", file=sys.stderr)
         return 2
-    for error in result.errors:
+    except _index_errors() as exc:
+        print(f"shopkeeper: {exc}", file=sys.stderr)
+        return 3
+    for error in report.errors:
         print(f"{error.file}:{error.line}: {error.reason}", file=sys.stderr)
-    async with SQLiteIndex(settings.index_path, make_embedder(settings.embedder)) as index:
-        stats = await index.upsert_products(result.products, source=str(path))
-        stats += await index.upsert_passages(result.passages)
+    stats = report.stats
     print(
-        f"{path}: {len(result.products)} products, {len(result.passages)} passages "
+        f"{path}: {report.products} products, {report.passages} passages "
         f"({stats.added} added, {stats.updated} updated, {stats.unchanged} unchanged, {stats.removed} removed), "
-        f"{len(result.errors)} rows rejected"
+        f"{len(report.errors)} rows rejected"
     )
-    return 1 if result.errors else 0
+    return 1 if report.errors else 0
+
+
+async def _inventory_set(settings: Settings, sku: str, qty: int) -> int:
+    from bot.runtime import build_index
+    from bot.store import Store
+    from kb.inventory import UnknownSkuError, set_stock
+
+    try:
+        async with Store(settings.database_path) as store, build_index(settings) as index:
+            change = await set_stock(index, sku, qty, store=store)
+    except UnknownSkuError as exc:
+        print(f"shopkeeper: {exc}", file=sys.stderr)
+        return 1
+    except _index_errors() as exc:
+        print(f"shopkeeper: {exc}", file=sys.stderr)
+        return 3
+    old = "untracked" if change.old is None else str(change.old)
+    note = " (back in stock)" if change.back_in_stock else ""
+    print(f"{change.sku} ({change.product_id}): {old} -> {change.new}{note}")
+    return 0
 
 
 async def _migrate(settings: Settings) -> int:
@@ -187,6 +268,33 @@ async def _migrate(settings: Settings) -> int:
     async with Store(settings.database_path):
         pass
     print(f"database ready at {settings.database_path}")
+    return 0
+
+
+def _read_password() -> str:
+    """The new password: asked twice on a terminal, else the first line of stdin (for scripts)."""
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\r\n")
+    import getpass
+
+    password = getpass.getpass("Password: ")
+    if getpass.getpass("Repeat the password: ") != password:
+        raise ValueError("the two passwords differ")
+    return password
+
+
+async def _staff_add(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.staff import StaffAccounts, StaffExists
+    from bot.store import Store
+
+    try:
+        password = await asyncio.to_thread(_read_password)
+        async with Store(settings.database_path) as store:
+            user = await StaffAccounts(store).create_user(args.email, password, role=args.role, name=args.name, locale=args.locale)
+    except (StaffExists, ValueError) as exc:
+        print(f"shopkeeper: {exc}", file=sys.stderr)
+        return 2
+    print(f"staff account {user.email} ({user.role}) created; sign in at /staff/login")
     return 0
 
 

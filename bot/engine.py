@@ -29,28 +29,21 @@ from typing import Any
 
 from bot.constraints import Constraints, constraints_from_dict
 from bot.events import Event, EventBus
+from bot.guardrails import Verdict, enforce
 from bot.handoff import EscalationReason, bot_is_silent, escalate, handoff_notice
-from bot.i18n import SUPPORTED_LOCALES, _, normalize_locale, use_locale
-from bot.language import detect_language
+from bot.i18n import SUPPORTED_LOCALES, _, join_list, use_locale
+from bot.locale_choice import LANGUAGE_COMMAND, choose_locale, explicit_language, language_name
 from bot.messages import InboundMessage, OutboundMessage
 from bot.personalization import filters_for
 from bot.responders import OfflineResponder, Responder, TurnContext
 from bot.shop import ShopProfile
 from bot.store import Conversation, Store, utc_now
-from bot.understanding import Intent, PolicyTopic, Understanding, strip_greeting, understand
+from bot.understanding import Concern, Intent, PolicyTopic, Understanding, strip_greeting, understand
 from kb.index import BaseIndex
 from kb.models import Hit, SearchFilters
 
 log = logging.getLogger(__name__)
 
-LANGUAGE_COMMAND = re.compile(r"^/(?:language|lang|idioma|langue|sprache|lingua)\s+([A-Za-z_-]{2,10})\s*$", re.IGNORECASE)
-LANGUAGE_REQUESTS: dict[str, re.Pattern[str]] = {
-    "en": re.compile(r"\b(in english|speak english|english please)\b", re.IGNORECASE),
-    "es": re.compile(r"\b(en español|en espanol|hablas español|habla español)\b", re.IGNORECASE),
-    "fr": re.compile(r"\b(en français|en francais|parlez-vous français|parles-tu français)\b", re.IGNORECASE),
-    "de": re.compile(r"\b(auf deutsch|sprechen sie deutsch|sprichst du deutsch)\b", re.IGNORECASE),
-    "pt_BR": re.compile(r"\b(em português|em portugues|fala português|falam português)\b", re.IGNORECASE),
-}
 TOPIC_QUERIES = {
     PolicyTopic.SHIPPING: "shipping delivery times costs",
     PolicyTopic.RETURNS: "returns refunds exchanges",
@@ -61,6 +54,8 @@ TOPIC_QUERIES = {
 }
 
 
+# consecutive turns the bot could not answer before the thread goes to staff
+UNANSWERED_BEFORE_HANDOFF = 2
 # a message with constraints and at most this many other words refines the previous search
 REFINEMENT_MAX_WORDS = 2
 _CONTENT_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
@@ -135,9 +130,14 @@ class DialogEngine:
         """
         async with self._locks.hold((inbound.channel, inbound.chat_id)):
             conversation = await self.store.conversation_for(inbound)
-            locale, conversation = self._resolve_locale(inbound, conversation)
+            locale, conversation = await self._resolve_locale(inbound, conversation)
             with use_locale(locale):
                 replies, conversation = await self._turn(inbound, conversation, locale)
+                if conversation.context.get("unsupported_language_notice") == "pending" and replies:
+                    wanted = choose_locale(inbound, None, self.shop.default_locale).unsupported or ""
+                    notice = self._unsupported_notice(wanted, locale)
+                    replies = [dataclasses.replace(replies[0], text=notice + "\n" + replies[0].text), *replies[1:]]
+                    conversation.context["unsupported_language_notice"] = "given"
             before = await self.store.get_conversation(conversation.id)
             await self.store.finish_turn(inbox_id, conversation, inbound, replies, outbox=via_outbox)
             if conversation.state == "pending_human" and (before is None or before.state == "bot"):
@@ -161,27 +161,29 @@ class DialogEngine:
 
     # -- the steps -----------------------------------------------------------
 
-    def _resolve_locale(self, inbound: InboundMessage, conversation: Conversation) -> tuple[str, Conversation]:
-        """Explicit choice > conversation's language > platform hint > detected > store default."""
-        explicit = self._explicit_language(inbound.text)
-        if explicit:
-            return explicit, dataclasses.replace(conversation, locale=explicit)
-        if conversation.locale:
-            return conversation.locale, conversation
-        chosen = normalize_locale(inbound.locale_hint) or detect_language(inbound.text)
-        if chosen:
-            return chosen, dataclasses.replace(conversation, locale=chosen)
-        return normalize_locale(self.shop.default_locale) or "en", conversation
+    async def _resolve_locale(self, inbound: InboundMessage, conversation: Conversation) -> tuple[str, Conversation]:
+        """The turn's language (see :mod:`bot.locale_choice`), remembered when the shopper chose it."""
+        known = conversation.locale
+        if known is None:
+            customer = await self.store.get_customer(conversation.customer_id)
+            known = customer.locale if customer else None
+        choice = choose_locale(inbound, known, self.shop.default_locale)
+        context = dict(conversation.context)
+        if choice.unsupported and not context.get("unsupported_language_notice"):
+            context["unsupported_language_notice"] = "pending"
+        if choice.remember or (known and not conversation.locale):
+            conversation = dataclasses.replace(conversation, locale=choice.locale)
+        return choice.locale, dataclasses.replace(conversation, context=context)
 
     @staticmethod
-    def _explicit_language(text: str) -> str | None:
-        command = LANGUAGE_COMMAND.match(text.strip())
-        if command:
-            return normalize_locale(command.group(1))
-        for locale, pattern in LANGUAGE_REQUESTS.items():
-            if pattern.search(text):
-                return locale
-        return None
+    def _unsupported_notice(tag: str, locale: str) -> str:
+        supported = join_list([language_name(code, locale) for code in SUPPORTED_LOCALES])
+        return _(
+            "Sorry, I can't chat in {language} yet, so I'll answer in {current}. I speak {languages}.",
+            language=language_name(tag, locale),
+            current=language_name(locale, locale),
+            languages=supported,
+        )
 
     async def _turn(
         self, inbound: InboundMessage, conversation: Conversation, locale: str
@@ -200,13 +202,11 @@ class DialogEngine:
             # a photo, voice note, sticker or location without words
             notice = _("Thanks! I can only read text for now. Could you tell me in words what you're looking for?")
             return [OutboundMessage(notice)], conversation
-        command = LANGUAGE_COMMAND.match(text)
-        if command:
-            chosen = normalize_locale(command.group(1))
+        if LANGUAGE_COMMAND.match(text):
+            chosen, unsupported = explicit_language(text)
             if chosen is None:
-                supported = ", ".join(SUPPORTED_LOCALES)
-                sorry = _("Sorry, I can't chat in that language yet. I speak: {languages}.", languages=supported)
-                return [OutboundMessage(sorry)], conversation
+                context["unsupported_language_notice"] = "given"
+                return [OutboundMessage(self._unsupported_notice(unsupported or text, locale))], conversation
             return [OutboundMessage(_("Okay, I'll continue in English."))], conversation
 
         understanding = self._understand(text, locale)
@@ -216,7 +216,12 @@ class DialogEngine:
             context["constraints"] = constraints.to_dict()
 
         if understanding.intent is Intent.HUMAN:
-            conversation = escalate(conversation, EscalationReason.ASKED_FOR_HUMAN, now)
+            reason = EscalationReason.ASKED_FOR_HUMAN
+            if understanding.concern is Concern.FRUSTRATION:
+                reason = EscalationReason.FRUSTRATION
+            elif understanding.concern is not None:
+                reason = EscalationReason.SENSITIVE
+            conversation = escalate(conversation, reason, now, detail=understanding.concern)
             return [handoff_notice(self.shop, now)], conversation
 
         filters = filters_for(constraints, lang=locale)
@@ -251,11 +256,21 @@ class DialogEngine:
             customer_verified=verified,
             unanswered_streak=int(context.get("unanswered", 0)),
         )
-        replies = await self._respond(ctx)
+        verdict = await self._respond(ctx)
+        replies = verdict.replies
+        if verdict.escalation is not None:  # the responder handed off, or no reply passed the guardrail
+            conversation = escalate(conversation, verdict.escalation, now, detail=verdict.detail)
+            return [handoff_notice(self.shop, now)], conversation
 
         answered = bool(hits or near_misses) or understanding.intent not in {Intent.PRODUCT_SEARCH, Intent.POLICY, Intent.UNKNOWN}
         context["unanswered"] = 0 if answered else int(context.get("unanswered", 0)) + 1
-        return replies, dataclasses.replace(conversation, context=context)
+        conversation = dataclasses.replace(conversation, context=context)
+        if context["unanswered"] >= UNANSWERED_BEFORE_HANDOFF:
+            # two turns in a row the bot could not help: a person takes over
+            context["unanswered"] = 0
+            conversation = escalate(conversation, EscalationReason.UNANSWERED, now)
+            return [handoff_notice(self.shop, now)], conversation
+        return replies, conversation
 
     def _understand(self, text: str, locale: str) -> Understanding:
         if text.startswith("/topic "):
@@ -286,11 +301,20 @@ class DialogEngine:
         context["last_query"] = query
         return query
 
-    async def _respond(self, ctx: TurnContext) -> list[OutboundMessage]:
-        try:
-            return await self.responder.respond(ctx)
-        except Exception:  # a failing model-backed responder must not cost the shopper an answer
-            if self.responder is self.fallback:
-                raise
-            log.exception("responder %s failed; answering with the offline responder", self.responder.name)
-            return await self.fallback.respond(ctx)
+    async def _respond(self, ctx: TurnContext) -> Verdict:
+        """The responder's replies once the guardrail passed them (:func:`bot.guardrails.enforce`).
+
+        A failing reply is regenerated once, then replaced by the offline answer; when
+        nothing passes, or the responder asked for staff, the verdict carries an escalation.
+        """
+
+        async def generate(turn: TurnContext) -> list[OutboundMessage]:
+            try:
+                return await self.responder.respond(turn)
+            except Exception:  # a failing model-backed responder must not cost the shopper an answer
+                if self.responder is self.fallback:
+                    raise
+                log.exception("responder %s failed; answering with the offline responder", self.responder.name)
+                return await self.fallback.respond(turn)
+
+        return await enforce(generate, ctx, safe=self.fallback)

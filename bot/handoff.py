@@ -32,9 +32,11 @@ def bot_is_silent(conversation: Conversation) -> bool:
     return conversation.state in SILENT_STATES
 
 
-def escalate(conversation: Conversation, reason: EscalationReason, at: datetime) -> Conversation:
+def escalate(conversation: Conversation, reason: EscalationReason, at: datetime, detail: str | None = None) -> Conversation:
+    """The conversation handed to staff, with the reason recorded for the staff inbox."""
     context = dict(conversation.context)
-    context["escalation"] = {"reason": reason.value, "at": at.isoformat()}
+    label = f"{reason.value}:{detail}" if detail else reason.value
+    context["escalation"] = {"reason": label, "at": at.isoformat()}
     return dataclasses.replace(conversation, state="pending_human", context=context)
 
 

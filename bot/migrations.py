@@ -193,4 +193,20 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         ALTER TABLE outbox ADD COLUMN author TEXT NOT NULL DEFAULT 'bot'
         """,
     ),
+    (
+        4,
+        """
+        -- a variant went from sold out to in stock (kb/inventory.py), for follow-up jobs to consume
+        CREATE TABLE back_in_stock_events (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            sku          TEXT NOT NULL,
+            product_id   TEXT NOT NULL,
+            qty          INTEGER NOT NULL CHECK (qty > 0),
+            at           TEXT NOT NULL,
+            consumed_at  TEXT
+        );
+        CREATE INDEX back_in_stock_events_pending ON back_in_stock_events(consumed_at, id);
+        CREATE INDEX back_in_stock_events_sku ON back_in_stock_events(sku, at)
+        """,
+    ),
 )

@@ -241,13 +241,6 @@ class OfflineResponder:
         return [OutboundMessage(text=_("Thanks for stopping by {store}. Bye!", store=ctx.shop.name))]
 
     def _clarify(self, ctx: TurnContext) -> list[OutboundMessage]:
-        if ctx.unanswered_streak >= 2:
-            return [
-                OutboundMessage(
-                    text=_("Sorry, I'm not getting this right. Would you like to talk to a person from our team?"),
-                    buttons=(Button(_("Talk to a person"), "/human"), Button(_("Keep chatting"), "/help")),
-                )
-            ]
         if ctx.understanding.intent is Intent.PRODUCT_SEARCH:
             text = _(
                 "I couldn't find anything like that in our catalog. Could you tell me more: "

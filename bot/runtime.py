@@ -17,6 +17,7 @@ from bot.demo import load_demo
 from bot.engine import DialogEngine
 from bot.events import EventBus
 from bot.outbox import OutboxSender
+from bot.responders import Responder
 from bot.settings import Settings
 from bot.shop import ShopProfile
 from bot.store import Clock, Store, utc_now
@@ -24,6 +25,7 @@ from bot.worker import TurnWorker
 from channels.base import BaseChannel
 from channels.registry import enabled_channels
 from kb.embedder import make_embedder
+from kb.index import BaseIndex
 from kb.sqlite_index import SQLiteIndex
 
 log = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ log = logging.getLogger(__name__)
 class Runtime:
     settings: Settings
     store: Store
-    index: SQLiteIndex
+    index: BaseIndex
     shop: ShopProfile
     engine: DialogEngine
     channels: dict[str, BaseChannel]
@@ -42,12 +44,30 @@ class Runtime:
     events: EventBus
 
 
+def build_index(settings: Settings) -> BaseIndex:
+    """The configured knowledge-base index (not opened): Weaviate when a URL is set, else SQLite."""
+    if settings.weaviate_url:
+        from kb.weaviate_index import WeaviateIndex  # imported here: the client is heavy and only needed at scale
+
+        api_key = settings.weaviate_api_key.get_secret_value() if settings.weaviate_api_key else None
+        own_vectors = settings.weaviate_vectorizer == "shopkeeper"
+        return WeaviateIndex(
+            settings.weaviate_url,
+            api_key=api_key,
+            tenant=settings.weaviate_tenant,
+            alpha=settings.weaviate_alpha,
+            vectorizer=settings.weaviate_vectorizer,
+            embedder=make_embedder(settings.embedder) if own_vectors else None,
+        )
+    return SQLiteIndex(settings.index_path, make_embedder(settings.embedder))
+
+
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[Runtime]:
     """Open the store and index (loading the demo store on first start), build the engine."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_path, clock=clock)
-    index = SQLiteIndex(settings.index_path, make_embedder(settings.embedder))
+    index = build_index(settings)
     await store.open()
     try:
         await index.open()
@@ -58,12 +78,19 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
                 log.warning("the catalog is empty: ingest one with `shopkeeper ingest PATH` (demo disabled)")
             shop = ShopProfile.load(settings)
             events = EventBus()
-            engine = DialogEngine(
-                store=store, index=index, shop=shop, results=settings.search_results, clock=clock,
-                brands=await index.brands(), events=events,
-            )
             channels = enabled_channels(settings)
             async with AsyncExitStack() as stack:
+                responder: Responder | None = None  # the offline responder
+                if settings.anthropic_api_key is not None:
+                    from bot.claude import ClaudeResponder, build_client  # the SDK loads only when Claude is configured
+
+                    client = build_client(settings)
+                    stack.push_async_callback(client.close)
+                    responder = ClaudeResponder.from_settings(client, settings, index=index, store=store)
+                engine = DialogEngine(
+                    store=store, index=index, shop=shop, results=settings.search_results, clock=clock,
+                    brands=await index.brands(), events=events, responder=responder,
+                )
                 for channel in channels.values():
                     await channel.open()
                     stack.push_async_callback(channel.close)

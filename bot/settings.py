@@ -47,6 +47,15 @@ class Settings(BaseSettings):
     # Retrieval
     embedder: Literal["auto", "e5", "none"] = "auto"
     search_results: int = Field(default=3, ge=1, le=10)
+    # Weaviate instead of the embedded SQLite index when a URL is set (see docs/weaviate.md).
+    weaviate_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+([/?][^\s]*)?$")
+    weaviate_api_key: SecretStr | None = None
+    weaviate_tenant: str = Field(default="default", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    weaviate_alpha: float = Field(default=0.5, ge=0.0, le=1.0)  # 0: keyword only, 1: vector only
+    weaviate_vectorizer: Literal["shopkeeper", "module"] = "shopkeeper"
+
+    # Shared secret of the admin HTTP API (inventory and catalog uploads); unset: the API answers 503.
+    inventory_secret: SecretStr | None = None
 
     # Chat input limits (shared by every channel)
     max_message_chars: int = Field(default=4000, ge=1)
@@ -82,12 +91,18 @@ class Settings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("ANTHROPIC_API_KEY", "SHOPKEEPER_ANTHROPIC_API_KEY")
     )
+    # Claude (used when the key is set). claude-sonnet-4-5 is flagged deprecated by the installed SDK.
+    anthropic_model: str = Field(default="claude-sonnet-5-5", min_length=1)
+    anthropic_max_tokens: int = Field(default=1024, ge=64, le=8192)
+    # seconds per API request; a whole turn (tool rounds, SDK retries) gets twice this before the offline answer
+    anthropic_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    anthropic_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")  # proxies, tests
 
     @field_validator(
-        "anthropic_api_key", "public_url", "telegram_bot_token", "telegram_webhook_secret", "twilio_account_sid",
+        "anthropic_api_key", "anthropic_base_url", "public_url", "telegram_bot_token", "telegram_webhook_secret", "twilio_account_sid",
         "twilio_auth_token", "twilio_whatsapp_number", "twilio_api_base", "twilio_template_sid", "meta_app_secret",
         "meta_verify_token", "whatsapp_access_token", "whatsapp_phone_number_id", "whatsapp_template_name",
-        "messenger_page_access_token",
+        "messenger_page_access_token", "weaviate_url", "weaviate_api_key", "inventory_secret",
         mode="before",
     )
     @classmethod

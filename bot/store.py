@@ -489,7 +489,7 @@ class Store:
             async with db.execute(
                 "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?", (stamp, limit)
             ) as cur:
-                rows = await cur.fetchall()
+                rows = list(await cur.fetchall())
             if rows:
                 marks = ",".join("?" * len(rows))
                 await db.execute(f"UPDATE outbox SET status = 'sending' WHERE id IN ({marks})", [r["id"] for r in rows])  # noqa: S608

@@ -38,12 +38,23 @@ class PolicyTopic(StrEnum):
     GENERAL = "general"
 
 
+class Concern(StrEnum):
+    """Why a message should go to a person even though the bot could answer something."""
+
+    FRUSTRATION = "frustration"
+    DAMAGED_OR_WRONG_ITEM = "damaged_or_wrong_item"
+    REFUND_DISPUTE = "refund_dispute"
+    ALLERGY_REACTION = "allergy_reaction"
+    LEGAL_THREAT = "legal_threat"
+
+
 @dataclass(frozen=True, slots=True)
 class Understanding:
     intent: Intent
     constraints: Constraints
     policy_topic: PolicyTopic | None = None
     order_number: str | None = None
+    concern: Concern | None = None
 
 
 def _phrases(*items: str) -> re.Pattern[str]:
@@ -113,6 +124,37 @@ POLICY_TOPICS: dict[PolicyTopic, re.Pattern[str]] = {
         "guide des tailles", "quelle taille", "größentabelle", "welche größe", "tabela de medidas", "qual tamanho",
     ),
 }
+CONCERNS: dict[Concern, re.Pattern[str]] = {
+    Concern.LEGAL_THREAT: _phrases(
+        "lawyer", "attorney", "sue you", "legal action", "small claims", "consumer protection", "report you",
+        "abogado", "demanda", "denunciar", "acción legal", "avocat", "poursuivre", "plainte", "action en justice",
+        "anwalt", "verklagen", "rechtliche schritte", "anzeige", "advogado", "processar", "procon", "ação judicial",
+    ),
+    Concern.ALLERGY_REACTION: _phrases(
+        "allergic reaction", "had a reaction", "anaphylaxis", "hospital", "epipen", "made me sick", "got sick",
+        "reacción alérgica", "me puse malo", "me enfermé", "réaction allergique", "j'ai été malade", "allergische reaktion",
+        "krankenhaus", "mir wurde schlecht", "reação alérgica", "passei mal",
+    ),
+    Concern.DAMAGED_OR_WRONG_ITEM: _phrases(
+        "arrived broken", "arrived damaged", "is broken", "was broken", "damaged", "defective", "wrong item",
+        "wrong size sent", "not what i ordered", "missing item", "llegó roto", "llegó dañado", "defectuoso",
+        "producto equivocado", "arrivé cassé", "endommagé", "défectueux", "mauvais article", "kaputt angekommen",
+        "beschädigt", "defekt", "falscher artikel", "chegou quebrado", "danificado", "com defeito", "produto errado",
+    ),
+    Concern.REFUND_DISPUTE: _phrases(
+        "still no refund", "haven't received my refund", "where is my refund", "chargeback", "dispute", "you charged me twice",
+        "charged twice", "reembolso todavía", "no me han devuelto", "cobrado dos veces", "toujours pas remboursé",
+        "débité deux fois", "immer noch keine erstattung", "doppelt abgebucht", "ainda não recebi o reembolso",
+        "cobrado duas vezes", "estorno",
+    ),
+    Concern.FRUSTRATION: _phrases(
+        "useless", "ridiculous", "terrible service", "worst", "this is a joke", "are you stupid", "stupid bot",
+        "i'm angry", "i am angry", "so frustrated", "fed up", "wtf", "not helpful", "inútil", "una vergüenza",
+        "harto", "harta", "estoy enfadado", "nul", "c'est une honte", "ras le bol", "j'en ai marre", "inadmissible",
+        "nutzlos", "unverschämt", "eine frechheit", "ich bin sauer", "inútil", "um absurdo", "estou irritado",
+        "que raiva", "palhaçada",
+    ),
+}
 PRODUCT_CUES = _phrases(
     "do you have", "do you sell", "looking for", "i need", "i want", "recommend", "suggest", "gift", "buy",
     "any", "cheap", "under", "tienen", "tienes", "vendéis", "busco", "quiero", "necesito", "recomienda", "regalo",
@@ -131,6 +173,9 @@ def understand(text: str, *, language: str | None = None, brands: tuple[str, ...
 
     if HUMAN.search(folded):
         return Understanding(Intent.HUMAN, constraints)
+    for concern, pattern in CONCERNS.items():
+        if pattern.search(folded):
+            return Understanding(Intent.HUMAN, constraints, order_number=order_number, concern=concern)
     if order_number or ORDER.search(folded):
         return Understanding(Intent.ORDER_STATUS, constraints, order_number=order_number)
     for topic, pattern in POLICY_TOPICS.items():

@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 from kb.embedder import Embedder, make_embedder
-from kb.index import BaseIndex
 from kb.ingest import parse
 from kb.models import SearchFilters
 from kb.query import clean_query
@@ -51,6 +50,8 @@ NDCG_DEPTH = 10
 __all__ = [
     "ConstraintsMode",
     "EvalQuery",
+    "QueryRun",
+    "build_index",
     "evaluate_retrieval",
     "evaluate_retrieval_async",
     "format_table",
@@ -59,6 +60,7 @@ __all__ = [
     "ndcg_at",
     "recall_at",
     "reciprocal_rank",
+    "run_queries",
 ]
 
 
@@ -163,12 +165,21 @@ def system_filters(query: EvalQuery, *, brands: Iterable[str], in_stock_only: bo
     return filters_for(constraints, lang=query.language, in_stock_only=in_stock_only)
 
 
-async def rank_queries(
-    index: BaseIndex, queries: Sequence[EvalQuery], *, constraints_mode: ConstraintsMode = "system", k: int = RANKING_DEPTH
-) -> dict[str, list[str]]:
-    """Each query's ranking (product ids, best first, at most ``k``) through the bot's search path."""
+@dataclass(frozen=True, slots=True)
+class QueryRun:
+    """One query's result: its ranking (product ids, best first) and the products its filters allow (None: all)."""
+
+    qid: str
+    ranking: list[str]
+    allowed: frozenset[str] | None = None
+
+
+async def run_queries(
+    index: SQLiteIndex, queries: Sequence[EvalQuery], *, constraints_mode: ConstraintsMode = "system", k: int = RANKING_DEPTH
+) -> dict[str, QueryRun]:
+    """Each query through the bot's search path (cleaning, filters, ``index.search``), by qid."""
     brands = await index.brands()
-    rankings: dict[str, list[str]] = {}
+    runs: dict[str, QueryRun] = {}
     for query in queries:
         cleaned = clean_query(query.query, query.language)
         if constraints_mode == "system":
@@ -178,14 +189,33 @@ async def rank_queries(
         else:
             filters = SearchFilters()
         hits = await index.search(cleaned.text, filters, k=k, kinds=("product",))
-        rankings[query.qid] = [hit.id for hit in hits]
-    return rankings
+        allowed = await index.matching_products(filters)
+        runs[query.qid] = QueryRun(query.qid, [hit.id for hit in hits], None if allowed is None else frozenset(allowed))
+    return runs
 
 
-def mean_metrics(queries: Sequence[EvalQuery], rankings: Mapping[str, Sequence[str]]) -> dict[str, float | int]:
-    """nDCG@10, Recall@20, MRR over judged queries and the empty share over no-match queries."""
+def mean_metrics(queries: Sequence[EvalQuery], runs: Mapping[str, QueryRun | Sequence[str]]) -> dict[str, float | int]:
+    """nDCG@10, Recall@20, MRR over judged queries and the empty share over no-match queries.
+
+    ``runs`` maps qids to :class:`QueryRun` values or plain rankings. With runs that
+    know their allowed products, ``ndcg@10_ceiling`` / ``recall@20_ceiling`` give the
+    best score any ranking could reach under the same filters (a hard budget filter
+    cannot return an over-budget product the judgments grade 1).
+    """
     judged = [q for q in queries if q.judgments]
     unmatched = [q for q in queries if not q.judgments]
+
+    def ranking(qid: str) -> list[str]:
+        run = runs.get(qid)
+        if run is None:
+            return []
+        return list(run.ranking) if isinstance(run, QueryRun) else list(run)
+
+    def oracle(query: EvalQuery) -> list[str]:
+        run = runs.get(query.qid)
+        allowed = run.allowed if isinstance(run, QueryRun) else None
+        graded = sorted(query.judgments.items(), key=lambda item: -item[1])
+        return [pid for pid, _ in graded if allowed is None or pid in allowed]
 
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else 0.0
@@ -194,12 +224,27 @@ def mean_metrics(queries: Sequence[EvalQuery], rankings: Mapping[str, Sequence[s
         "queries": len(queries),
         "judged": len(judged),
         "no_match": len(unmatched),
-        "ndcg@10": mean([ndcg_at(rankings.get(q.qid, []), q.judgments) for q in judged]),
-        "recall@20": mean([recall_at(rankings.get(q.qid, []), q.judgments) for q in judged]),
-        "mrr": mean([reciprocal_rank(rankings.get(q.qid, []), q.judgments) for q in judged]),
-        "no_match_empty": mean([0.0 if rankings.get(q.qid) else 1.0 for q in unmatched]),
-        "judged_empty": sum(1 for q in judged if not rankings.get(q.qid)),
+        "ndcg@10": mean([ndcg_at(ranking(q.qid), q.judgments) for q in judged]),
+        "recall@20": mean([recall_at(ranking(q.qid), q.judgments) for q in judged]),
+        "mrr": mean([reciprocal_rank(ranking(q.qid), q.judgments) for q in judged]),
+        "no_match_empty": mean([0.0 if ranking(q.qid) else 1.0 for q in unmatched]),
+        "judged_empty": sum(1 for q in judged if not ranking(q.qid)),
+        "ndcg@10_ceiling": mean([ndcg_at(oracle(q), q.judgments) for q in judged]),
+        "recall@20_ceiling": mean([recall_at(oracle(q), q.judgments) for q in judged]),
     }
+
+
+async def build_index(path: Path, catalog: Path, embedder: Embedder | None, ranking: RankingConfig | None = None) -> SQLiteIndex:
+    """An open :class:`SQLiteIndex` at ``path`` holding ``catalog`` (the caller closes it)."""
+    parsed = await asyncio.to_thread(parse, catalog)
+    index = SQLiteIndex(path, embedder, ranking=ranking)
+    await index.open()
+    try:
+        await index.upsert_products(parsed.products, source=str(catalog))
+    except BaseException:
+        await index.close()
+        raise
+    return index
 
 
 async def evaluate_retrieval_async(
@@ -209,34 +254,35 @@ async def evaluate_retrieval_async(
     constraints_mode: ConstraintsMode = "system",
     mode: SearchMode = "hybrid",
     run_out: Path | None = None,
-    embedder: Embedder | None | Literal["auto"] = "auto",
+    embedder: Embedder | Literal["auto"] | None = "auto",
     ranking: RankingConfig | None = None,
 ) -> dict[str, Any]:
     """:func:`evaluate_retrieval` for callers already inside an event loop."""
     queries = await asyncio.to_thread(load_dataset, dataset)
-    parsed = await asyncio.to_thread(parse, catalog)
     chosen: Embedder | None = (await asyncio.to_thread(make_embedder, "auto")) if embedder == "auto" else embedder
     if mode == "bm25":
         chosen = None
     elif chosen is None:
         raise ValueError(f"mode {mode!r} needs an embedder, and none is available")
-    config = RankingConfig() if ranking is None else ranking
+    config = RankingConfig.for_mode(RankingConfig() if ranking is None else ranking, mode)
     with tempfile.TemporaryDirectory(prefix="shopkeeper-eval-") as tmp:
-        index = SQLiteIndex(Path(tmp) / "kb.db", chosen, ranking=RankingConfig.for_mode(config, mode))
-        async with index:
-            await index.upsert_products(parsed.products, source=str(catalog))
-            rankings = await rank_queries(index, queries, constraints_mode=constraints_mode)
-    metrics: dict[str, Any] = dict(mean_metrics(queries, rankings))
+        index = await build_index(Path(tmp) / "kb.db", catalog, chosen, config)
+        try:
+            products = await index.product_count()
+            runs = await run_queries(index, queries, constraints_mode=constraints_mode)
+        finally:
+            await index.close()
+    metrics: dict[str, Any] = dict(mean_metrics(queries, runs))
     metrics.update(
         catalog=str(catalog),
         dataset=str(dataset),
-        products=len(parsed.products),
+        products=products,
         constraints_mode=constraints_mode,
         mode=mode,
         embedder=chosen.name if chosen is not None else None,
     )
     if run_out is not None:
-        lines = [json.dumps({"qid": q.qid, "ranking": rankings[q.qid][:RANKING_DEPTH]}) for q in queries]
+        lines = [json.dumps({"qid": q.qid, "ranking": runs[q.qid].ranking[:RANKING_DEPTH]}) for q in queries]
         await asyncio.to_thread(Path(run_out).write_text, "\n".join(lines) + "\n", encoding="utf-8")
     return metrics
 
@@ -248,7 +294,7 @@ def evaluate_retrieval(
     constraints_mode: ConstraintsMode = "system",
     mode: SearchMode = "hybrid",
     run_out: Path | None = None,
-    embedder: Embedder | None | Literal["auto"] = "auto",
+    embedder: Embedder | Literal["auto"] | None = "auto",
     ranking: RankingConfig | None = None,
 ) -> dict[str, Any]:
     """Index ``catalog`` in a temporary index, run ``dataset`` and return the metrics.
@@ -270,16 +316,22 @@ def evaluate_retrieval(
 
 
 def format_table(metrics: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> str:
-    """A Markdown table of one or more :func:`evaluate_retrieval` results, one row each."""
+    """A Markdown table of one or more :func:`evaluate_retrieval` results, one row each.
+
+    The last column is the best nDCG@10 / Recall@20 any ranking could reach under
+    the same filters.
+    """
     rows = [metrics] if isinstance(metrics, Mapping) else list(metrics)
-    header = "| mode | constraints | nDCG@10 | Recall@20 | MRR | no-match empty | judged / no-match |"
-    lines = [header, "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| mode | constraints | nDCG@10 | Recall@20 | MRR | no-match empty | ceiling nDCG / Recall |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for row in rows:
         no_match = int(row.get("no_match", 0))
         empty = round(float(row.get("no_match_empty", 0.0)) * no_match)
+        ceiling = f"{float(row.get('ndcg@10_ceiling', 1.0)):.3f} / {float(row.get('recall@20_ceiling', 1.0)):.3f}"
         lines.append(
             f"| {row.get('mode', '')} | {row.get('constraints_mode', '')} | {float(row['ndcg@10']):.3f} | "
-            f"{float(row['recall@20']):.3f} | {float(row['mrr']):.3f} | {empty}/{no_match} | "
-            f"{row.get('judged', 0)} / {no_match} |"
+            f"{float(row['recall@20']):.3f} | {float(row['mrr']):.3f} | {empty}/{no_match} | {ceiling} |"
         )
     return "\n".join(lines)

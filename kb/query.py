@@ -204,6 +204,8 @@ _ACCENTS: Final = {
 }
 _PUNCTUATION: Final = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'", "–": "-", "—": "-", "‐": "-",
                                      "‑": "-", "−": "-", "“": '"', "”": '"', "«": '"', "»": '"', "„": '"'})
+# Words that may follow an amount and belong to the budget phrase ("$50 or less").
+_AFTER_AMOUNT: Final = r"(?:or less|or under|max|tops|o menos|ou menos|ou moins|oder weniger|maximum|máximo|maximal)"
 _NUMBER: Final = r"\d+(?:[.,\u00a0 ]\d{3})*(?:[.,]\d{1,2})?(?:\s?(?:k|mil)(?!\w))?"
 
 
@@ -270,7 +272,7 @@ def _patterns(languages: tuple[str, ...]) -> _Patterns:
                 # "under $300", "moins de 40 euros", "ab 5000 Dollar", "até 300"
                 rf"{word_start}{cue}\s*:?\s*{amount}(?:\s*{joiner}\s*{amount})?",
                 # "$300", "40 euros", "10-20€"
-                rf"{word_start}{priced}(?:\s*{joiner}\s*{amount})?(?:\s+(?:or less|or under|max|tops|o menos|ou menos|ou moins|oder weniger))?",
+                rf"{word_start}{priced}(?:\s*{joiner}\s*{amount})?(?:\s+{_AFTER_AMOUNT})?",
             )
         ),
         re.IGNORECASE,

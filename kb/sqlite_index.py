@@ -4,14 +4,29 @@ Layout of the index file:
 
 * ``products`` / ``variants`` / ``facets`` hold the structured data that filters
   run on (price, stock, size, colour, category, brand, materials, allergens…);
-* ``docs_fts`` is an FTS5 table over each product's and passage's search text;
+* ``products_fts`` / ``passages_fts`` are FTS5 tables (Porter stemming, accents
+  folded) over each product's and passage's search text, keyed by the row's rowid;
 * ``vectors`` holds one float32 vector per document, loaded into one matrix in
   memory at open so a dense query is a single matrix-vector product.
 
-A query ranks candidates with BM25 and with cosine similarity, fuses the two
-rankings with reciprocal-rank fusion, then keeps only what the SQL filters allow.
-Dense hits below a similarity floor are dropped, so a query about something the
-store does not sell comes back empty instead of with the least-bad product.
+How a query is ranked (:class:`RankingConfig` holds the few parameters):
+
+1. the structured filters select the products that may be returned (SQL, then a
+   boolean mask over the matrix rows);
+2. dense: the cosine similarity of the query to every document of the requested
+   kinds. The query's own score distribution over the catalog (mean μ, standard
+   deviation σ) decides what counts: when the best allowed document is below an
+   absolute floor (:attr:`RankingConfig.dense_floor`, calibrated for
+   multilingual-e5-small) the store does not sell the thing and the result is
+   empty; otherwise documents less than :attr:`RankingConfig.min_z` standard
+   deviations above μ are dropped as unrelated;
+3. lexical: BM25 over the same documents, normalised by the best BM25 score;
+4. relative-score fusion: ``w · dense + (1 − w) · bm25`` with the dense score
+   scaled to [0, 1] between the cut-off and the best document; passages in the
+   shopper's language get a small bonus.
+
+Without an embedder the index ranks by BM25 alone (degraded: no cross-lingual
+matching and no "we don't sell that").
 """
 
 from __future__ import annotations
@@ -38,7 +53,10 @@ from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
+FTS_VERSION = "2"  # bump when the full-text tables change: they are rebuilt at open
+FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+
+SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS products (
     id         TEXT PRIMARY KEY,
@@ -77,9 +95,8 @@ CREATE TABLE IF NOT EXISTS passages (
     lang    TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS passages_source ON passages(source);
-CREATE VIRTUAL TABLE IF NOT EXISTS docs_fts USING fts5(
-    doc_key UNINDEXED, text, tokenize = 'unicode61 remove_diacritics 2'
-);
+CREATE VIRTUAL TABLE IF NOT EXISTS products_fts USING fts5(text, tokenize = '{FTS_TOKENIZER}');
+CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(text, tokenize = '{FTS_TOKENIZER}');
 CREATE TABLE IF NOT EXISTS vectors (doc_key TEXT PRIMARY KEY, vec BLOB NOT NULL);
 """
 
@@ -94,49 +111,87 @@ DIETARY_FREE_FROM = {
     "dairy-free": ("milk",),
     "nut-free": ("nuts", "peanuts"),
 }
+# Colour words a title may carry, with the canonical name the constraint extractor uses.
+TITLE_COLORS = {
+    "white": "white", "ivory": "white", "black": "black", "grey": "gray", "gray": "gray", "charcoal": "gray",
+    "red": "red", "burgundy": "red", "maroon": "red", "crimson": "red", "scarlet": "red", "blue": "blue",
+    "turquoise": "blue", "teal": "blue", "navy": "navy", "green": "green", "emerald": "green", "olive": "green",
+    "yellow": "yellow", "mustard": "yellow", "orange": "orange", "purple": "purple", "violet": "purple",
+    "lilac": "purple", "pink": "pink", "fuchsia": "pink", "magenta": "pink", "brown": "brown", "tan": "brown",
+    "beige": "beige", "khaki": "beige", "gold": "gold", "golden": "gold", "silver": "silver",
+}
+COLOR_ALIASES = {"grey": "gray", "gray": "grey", "golden": "gold"}
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
 
 
 @dataclass(frozen=True, slots=True)
 class RankingConfig:
+    """The parameters of ranking (see the module docstring); the defaults are measured.
+
+    ``mode`` chooses the signals: ``hybrid`` (default), ``bm25`` (lexical only, also
+    what an index without embedder does) or ``dense``. ``dense_weight`` is ``w`` in
+    the fusion; ``dense_floor`` the cosine the best allowed document must reach for
+    the query to match anything (multilingual-e5-small's scale); ``min_z`` the
+    number of standard deviations above the query's mean similarity a document must
+    be; ``passage_language_bonus`` what a passage in the shopper's language adds to
+    its fused score; ``lexical_candidates`` how many BM25 matches are read.
+    See docs/benchmarks.md for the measurements behind the defaults.
+    """
+
     mode: SearchMode = "hybrid"
+    dense_weight: float = 0.8
+    dense_floor: float = 0.80
+    min_z: float = 1.0
+    passage_language_bonus: float = 0.15
+    lexical_candidates: int = 300
 
     @staticmethod
     def for_mode(config: RankingConfig, mode: SearchMode) -> RankingConfig:
+        """``config`` with another mode."""
         return replace(config, mode=mode)
 
 
-RRF_K = 60
-DENSE_FLOOR = 0.80  # cosine similarity below which a dense-only hit is not relevant (e5 scale)
-CANDIDATES = 100
-
 _WORD = re.compile(r"\w+", re.UNICODE)
-STOPWORDS = frozenset(
-    """a an and any are as at be but by can do does for from have i in is it me my of on or please show
-    some that the this to what which with you your yours want need looking find get el la los las un una
-    unos unas y o de del en para por con que qué tienen tiene hay le les des du et ou pour avec est vous
-    avez je cherche der die das ein eine und oder für mit ist haben sie ich suche o a os as um uma e ou
-    para com tem têm vocês você eu procuro""".split()
-)
+# Function words of the five supported languages: never sent to BM25 (English always applies).
+_STOPWORDS_BY_LANGUAGE = {
+    "en": """a an and any are as at be but by can do does for from have i in is it its me my of on or please show
+        some that the this to what which with you your yours want need looking find get got something anything
+        stuff thing things into so very really just""",
+    "es": """el la los las un una unos unas y o de del en para por con que qué tienen tiene tienes hay algo algún
+        alguna mi mis su sus me lo le les se es son muy más menos sin al pero como este esta estos estas busco
+        quiero necesito""",
+    "fr": """le la les l un une des du de d et ou pour avec est vous avez je cherche ma mon mes ta ton tes sa son
+        ses qui que au aux en un une ce cet cette ces il elle nous sur dans par pas plus moins très quelque chose""",
+    "de": """der die das den dem des ein eine einen einem einer und oder für mit ist haben sie ich suche von zu
+        zum zur im in auf an am mein meine meinen ihr habt gibt es etwas was wie nicht sehr mehr weniger ohne""",
+    "pt": """o a os as um uma uns umas e ou de do da dos das para pra pro com que em no na nos nas tem têm
+        vocês você eu procuro meu minha meus minhas seu sua algo alguma algum mais menos sem por""",
+}
+STOPWORDS_BY_LANGUAGE = {lang: frozenset(words.split()) for lang, words in _STOPWORDS_BY_LANGUAGE.items()}
+STOPWORDS = frozenset().union(*STOPWORDS_BY_LANGUAGE.values())
 
 
 def _normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def fts_query(text: str) -> str | None:
-    """An FTS5 OR-query of the meaningful words of ``text``, with light stemming."""
+def stopwords_for(lang: str | None) -> frozenset[str]:
+    """English function words plus those of ``lang`` (a locale such as ``pt_BR`` works); all when unknown."""
+    code = (lang or "").replace("-", "_").split("_")[0].casefold()
+    if code in STOPWORDS_BY_LANGUAGE:
+        return STOPWORDS_BY_LANGUAGE["en"] | STOPWORDS_BY_LANGUAGE[code]
+    return STOPWORDS
+
+
+def fts_query(text: str, lang: str | None = None) -> str | None:
+    """An FTS5 OR-query of the meaningful words of ``text`` (the tokenizer stems them)."""
+    stopwords = stopwords_for(lang)
     terms: list[str] = []
     for word in _WORD.findall(_normalize(text)):
-        if word in STOPWORDS or len(word) < 2 or word.isdigit():
+        if word in stopwords or len(word) < 2 or word.isdigit():
             continue
-        stem = word
-        if len(stem) > 4 and stem.endswith("es"):
-            stem = stem[:-2]
-        elif len(stem) > 3 and stem.endswith("s"):
-            stem = stem[:-1]
-        term = f'"{stem}"*' if len(stem) >= 3 else f'"{stem}"'
+        term = '"' + word.replace('"', "") + '"'
         if term not in terms:
             terms.append(term)
     return " OR ".join(terms) if terms else None
@@ -170,6 +225,16 @@ def is_edible(product: Product) -> bool:
     return bool(FOOD_CATEGORY.search(product.category))
 
 
+def title_colors(product: Product) -> list[str]:
+    """Colours named in a product's title, for catalogs that have no colour data.
+
+    "Red Lipstick" is red and "Green Oval Earring" green: the title is the
+    catalog's own statement, so a colour filter can keep them.
+    """
+    words = _WORD.findall(_normalize(product.title))
+    return list(dict.fromkeys(TITLE_COLORS[w] for w in words if w in TITLE_COLORS))
+
+
 def _variant_option(variant: Variant, *names: str) -> str | None:
     for key, value in variant.options.items():
         if key.lower() in names:
@@ -177,22 +242,87 @@ def _variant_option(variant: Variant, *names: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class _Matrix:
+    """The in-memory vectors: one row per document, with what ranking needs per row."""
+
+    keys: tuple[str, ...]
+    vectors: npt.NDArray[np.float32]
+    row_of: dict[str, int]
+    is_product: npt.NDArray[np.bool_]
+    language: tuple[str, ...]  # passages' language, "" for products
+
+    @staticmethod
+    def empty(dim: int) -> _Matrix:
+        return _Matrix((), np.zeros((0, dim), dtype=np.float32), {}, np.zeros(0, dtype=bool), ())
+
+
+@dataclass(frozen=True, slots=True)
+class _Ranked:
+    key: str
+    score: float
+
+
+def rank_dense(
+    similarities: npt.NDArray[np.float32],
+    population: npt.NDArray[np.bool_],
+    eligible: npt.NDArray[np.bool_],
+    lexical: npt.NDArray[np.float64],
+    bonus: npt.NDArray[np.float64],
+    config: RankingConfig,
+    k: int,
+) -> list[tuple[int, float]]:
+    """The ``k`` best rows as ``(row, fused score)``, best first; [] when nothing is relevant.
+
+    ``similarities`` are the query's cosine similarities to every row; ``population``
+    marks the rows of the requested kinds (their similarities give the query's μ
+    and σ); ``eligible`` the rows the filters allow; ``lexical`` the BM25 score of
+    each row (0 where the text does not match) and ``bonus`` a per-row addition to
+    the fused score. Pure numpy: callers run it off the event loop.
+    """
+    if k <= 0 or not eligible.any():
+        return []
+    population_scores = similarities[population]
+    mean = float(population_scores.mean())
+    spread = float(population_scores.std()) or 1.0
+    best = float(similarities[eligible].max())
+    if best < config.dense_floor:
+        return []
+    cutoff = min(mean + config.min_z * spread, best)
+    keep = np.flatnonzero(eligible & (similarities >= cutoff))
+    dense = (similarities[keep] - cutoff) / max(best - cutoff, 1e-6)
+    if config.mode == "dense":
+        fused = dense.astype(np.float64)
+    else:
+        lexical_kept = lexical[keep]
+        top_lexical = float(lexical_kept.max()) if lexical_kept.size else 0.0
+        lexical_norm = lexical_kept / top_lexical if top_lexical > 0 else np.zeros_like(lexical_kept)
+        fused = config.dense_weight * dense + (1.0 - config.dense_weight) * lexical_norm
+    fused = fused + bonus[keep]
+    top = np.argpartition(-fused, k - 1)[:k] if keep.size > k else np.arange(keep.size)
+    top = top[np.argsort(-fused[top], kind="stable")]
+    return [(int(keep[i]), float(fused[i])) for i in top]
+
+
 class SQLiteIndex(BaseIndex):
-    """The default index: one SQLite file plus an in-memory vector matrix."""
+    """The default index: one SQLite file plus an in-memory vector matrix.
+
+    ``ranking`` tunes the ranking (:class:`RankingConfig`); without an ``embedder``
+    the index is BM25-only whatever the configured mode.
+    """
 
     def __init__(self, path: Path, embedder: Embedder | None, *, ranking: RankingConfig | None = None) -> None:
-        self.ranking = ranking or RankingConfig()
         self.path = path
         self.embedder = embedder
+        self.ranking = ranking or RankingConfig()
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._keys: list[str] = []
-        self._matrix: npt.NDArray[np.float32] = np.zeros((0, 1), dtype=np.float32)
+        self._matrix = _Matrix.empty(embedder.dim if embedder else 1)
         self._passage_langs: dict[str, str] = {}
 
     def __repr__(self) -> str:
         embedder = self.embedder.name if self.embedder else None
-        return f"SQLiteIndex(path={str(self.path)!r}, embedder={embedder!r})"
+        return f"SQLiteIndex(path={str(self.path)!r}, embedder={embedder!r}, mode={self.ranking.mode!r})"
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -218,7 +348,33 @@ class SQLiteIndex(BaseIndex):
             await self._db.execute("UPDATE products SET hash = ''")
             await self._db.execute("UPDATE passages SET hash = ''")
         await self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?)", (embedder_name,))
+        await self._migrate_fts()
         await self._load_vectors()
+
+    async def _migrate_fts(self) -> None:
+        """Rebuild the full-text tables from the stored documents when their layout changed."""
+        async with self.db.execute("SELECT value FROM meta WHERE key = 'fts_version'") as cur:
+            row = await cur.fetchone()
+        if row is not None and row["value"] == FTS_VERSION:
+            return
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            await self.db.execute("DROP TABLE IF EXISTS docs_fts")  # version 1: one table for both kinds
+            await self.db.execute("DELETE FROM products_fts")
+            await self.db.execute("DELETE FROM passages_fts")
+            async with self.db.execute("SELECT rowid, data FROM products") as cur:
+                product_rows = [(r["rowid"], _product_from_json(r["data"]).search_text()) for r in await cur.fetchall()]
+            async with self.db.execute("SELECT rowid, data FROM passages") as cur:
+                passage_rows = [(r["rowid"], _passage_from_json(r["data"]).search_text()) for r in await cur.fetchall()]
+            await self.db.executemany("INSERT INTO products_fts (rowid, text) VALUES (?, ?)", product_rows)
+            await self.db.executemany("INSERT INTO passages_fts (rowid, text) VALUES (?, ?)", passage_rows)
+            await self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('fts_version', ?)", (FTS_VERSION,))
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        if product_rows or passage_rows:
+            log.info("full-text index rebuilt (%d products, %d passages)", len(product_rows), len(passage_rows))
 
     async def close(self) -> None:
         if self._db is not None:
@@ -229,15 +385,25 @@ class SQLiteIndex(BaseIndex):
         async with self.db.execute("SELECT id, lang FROM passages") as cur:
             self._passage_langs = {row["id"]: row["lang"] for row in await cur.fetchall()}
         if self.embedder is None:
-            self._keys, self._matrix = [], np.zeros((0, 1), dtype=np.float32)
+            self._matrix = _Matrix.empty(1)
             return
         async with self.db.execute("SELECT doc_key, vec FROM vectors ORDER BY doc_key") as cur:
             rows = await cur.fetchall()
-        self._keys = [r["doc_key"] for r in rows]
-        if rows:
-            self._matrix = np.vstack([np.frombuffer(r["vec"], dtype=np.float32) for r in rows])
-        else:
-            self._matrix = np.zeros((0, self.embedder.dim), dtype=np.float32)
+        self._matrix = await asyncio.to_thread(self._build_matrix, [(r["doc_key"], r["vec"]) for r in rows], self.embedder.dim)
+
+    def _build_matrix(self, rows: list[tuple[str, bytes]], dim: int) -> _Matrix:
+        if not rows:
+            return _Matrix.empty(dim)
+        keys = tuple(key for key, _ in rows)
+        vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32).reshape(len(rows), dim).copy()
+        languages = tuple(self._passage_langs.get(key[2:], "") if key.startswith("s:") else "" for key in keys)
+        return _Matrix(
+            keys=keys,
+            vectors=vectors,
+            row_of={key: i for i, key in enumerate(keys)},
+            is_product=np.fromiter((key.startswith("p:") for key in keys), dtype=bool, count=len(keys)),
+            language=languages,
+        )
 
     # -- writing --------------------------------------------------------------
 
@@ -266,7 +432,7 @@ class SQLiteIndex(BaseIndex):
             try:
                 for i, product in enumerate(changed):
                     await self._write_product(product, None if vectors is None else vectors[i])
-                removed = await self._remove_missing("products", "p:", source, {p.id for p in items})
+                removed = await self._remove_missing("products", source, {p.id for p in items})
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
@@ -276,12 +442,18 @@ class SQLiteIndex(BaseIndex):
         added = sum(1 for p in changed if p.id not in existing)
         return UpsertStats(added=added, updated=len(changed) - added, unchanged=len(items) - len(changed), removed=removed)
 
+    async def _delete_product(self, product_id: str) -> None:
+        async with self.db.execute("SELECT rowid FROM products WHERE id = ?", (product_id,)) as cur:
+            row = await cur.fetchone()
+        if row is not None:
+            await self.db.execute("DELETE FROM products_fts WHERE rowid = ?", (row["rowid"],))
+        await self.db.execute("DELETE FROM products WHERE id = ?", (product_id,))
+        await self.db.execute("DELETE FROM vectors WHERE doc_key = ?", ("p:" + product_id,))
+
     async def _write_product(self, product: Product, vector: npt.NDArray[np.float32] | None) -> None:
         db = self.db
-        key = "p:" + product.id
-        await db.execute("DELETE FROM products WHERE id = ?", (product.id,))
-        await db.execute("DELETE FROM docs_fts WHERE doc_key = ?", (key,))
-        await db.execute(
+        await self._delete_product(product.id)
+        cursor = await db.execute(
             "INSERT INTO products (id, source, hash, data, category, brand, min_price, in_stock, edible) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
@@ -296,6 +468,7 @@ class SQLiteIndex(BaseIndex):
                 int(is_edible(product)),
             ),
         )
+        rowid = cursor.lastrowid
         await db.executemany(
             "INSERT OR REPLACE INTO variants (sku, product_id, price, stock, size, color) VALUES (?, ?, ?, ?, ?, ?)",
             [
@@ -313,10 +486,23 @@ class SQLiteIndex(BaseIndex):
         for diet in product.attributes.get("dietary") or []:
             facet_rows.extend((product.id, "free_from", a) for a in DIETARY_FREE_FROM.get(str(diet).casefold(), ()))
         facet_rows.extend((product.id, "colors", c) for c in product.option_values("color"))
+        if not any(facet == "colors" for _, facet, _ in facet_rows):
+            facet_rows.extend((product.id, "colors", c) for c in title_colors(product))
+        facet_rows.extend((product.id, "colors", COLOR_ALIASES[v]) for _, f, v in list(facet_rows) if f == "colors" and v in COLOR_ALIASES)
         await db.executemany("INSERT INTO facets (product_id, facet, value) VALUES (?, ?, ?)", sorted(set(facet_rows)))
-        await db.execute("INSERT INTO docs_fts (doc_key, text) VALUES (?, ?)", (key, product.search_text()))
+        await db.execute("INSERT INTO products_fts (rowid, text) VALUES (?, ?)", (rowid, product.search_text()))
         if vector is not None:
-            await db.execute("INSERT OR REPLACE INTO vectors (doc_key, vec) VALUES (?, ?)", (key, vector.astype(np.float32).tobytes()))
+            await db.execute(
+                "INSERT OR REPLACE INTO vectors (doc_key, vec) VALUES (?, ?)", ("p:" + product.id, vector.astype(np.float32).tobytes())
+            )
+
+    async def _delete_passage(self, passage_id: str) -> None:
+        async with self.db.execute("SELECT rowid FROM passages WHERE id = ?", (passage_id,)) as cur:
+            row = await cur.fetchone()
+        if row is not None:
+            await self.db.execute("DELETE FROM passages_fts WHERE rowid = ?", (row["rowid"],))
+        await self.db.execute("DELETE FROM passages WHERE id = ?", (passage_id,))
+        await self.db.execute("DELETE FROM vectors WHERE doc_key = ?", ("s:" + passage_id,))
 
     async def upsert_passages(self, passages: Iterable[Passage], *, source: str | None = None) -> UpsertStats:
         items = list(passages)
@@ -327,10 +513,9 @@ class SQLiteIndex(BaseIndex):
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 for i, passage in enumerate(changed):
-                    key = "s:" + passage.id
-                    await self.db.execute("DELETE FROM docs_fts WHERE doc_key = ?", (key,))
-                    await self.db.execute(
-                        "INSERT OR REPLACE INTO passages (id, source, hash, data, lang) VALUES (?, ?, ?, ?, ?)",
+                    await self._delete_passage(passage.id)
+                    cursor = await self.db.execute(
+                        "INSERT INTO passages (id, source, hash, data, lang) VALUES (?, ?, ?, ?, ?)",
                         (
                             passage.id,
                             passage.source,
@@ -339,12 +524,14 @@ class SQLiteIndex(BaseIndex):
                             passage.lang.replace("-", "_"),
                         ),
                     )
-                    await self.db.execute("INSERT INTO docs_fts (doc_key, text) VALUES (?, ?)", (key, passage.search_text()))
+                    await self.db.execute(
+                        "INSERT INTO passages_fts (rowid, text) VALUES (?, ?)", (cursor.lastrowid, passage.search_text())
+                    )
                     if vectors is not None:
                         await self.db.execute(
-                            "INSERT OR REPLACE INTO vectors (doc_key, vec) VALUES (?, ?)", (key, vectors[i].tobytes())
+                            "INSERT OR REPLACE INTO vectors (doc_key, vec) VALUES (?, ?)", ("s:" + passage.id, vectors[i].tobytes())
                         )
-                removed = await self._remove_missing("passages", "s:", source, {p.id for p in items})
+                removed = await self._remove_missing("passages", source, {p.id for p in items})
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
@@ -354,15 +541,16 @@ class SQLiteIndex(BaseIndex):
         added = sum(1 for p in changed if p.id not in existing)
         return UpsertStats(added=added, updated=len(changed) - added, unchanged=len(items) - len(changed), removed=removed)
 
-    async def _remove_missing(self, table: str, prefix: str, source: str | None, keep: set[str]) -> int:
+    async def _remove_missing(self, table: str, source: str | None, keep: set[str]) -> int:
         if source is None:
             return 0
         async with self.db.execute(f"SELECT id FROM {table} WHERE source = ?", (source,)) as cur:  # noqa: S608
             stale = [row["id"] for row in await cur.fetchall() if row["id"] not in keep]
         for item_id in stale:
-            await self.db.execute(f"DELETE FROM {table} WHERE id = ?", (item_id,))  # noqa: S608
-            await self.db.execute("DELETE FROM docs_fts WHERE doc_key = ?", (prefix + item_id,))
-            await self.db.execute("DELETE FROM vectors WHERE doc_key = ?", (prefix + item_id,))
+            if table == "products":
+                await self._delete_product(item_id)
+            else:
+                await self._delete_passage(item_id)
         return len(stale)
 
     # -- reading --------------------------------------------------------------
@@ -381,6 +569,12 @@ class SQLiteIndex(BaseIndex):
         async with self.db.execute("SELECT DISTINCT json_extract(data, '$.brand') AS brand FROM products") as cur:
             return tuple(sorted(row["brand"] for row in await cur.fetchall() if row["brand"]))
 
+    async def matching_products(self, filters: SearchFilters) -> set[str] | None:
+        """Ids of the products that satisfy ``filters``; None when the filters exclude nothing."""
+        if filters.is_empty():
+            return None
+        return await self._allowed_products(filters)
+
     async def search(
         self,
         query: str,
@@ -389,79 +583,120 @@ class SQLiteIndex(BaseIndex):
         kinds: Sequence[HitKind] = ALL_KINDS,
     ) -> list[Hit]:
         filters = filters or SearchFilters()
-        prefixes = tuple({"product": "p:", "passage": "s:"}[kind] for kind in kinds)
+        kinds = tuple(dict.fromkeys(kinds))
+        if k <= 0 or not kinds or not query.strip():
+            return []
         allowed = await self._allowed_products(filters) if "product" in kinds and not filters.is_empty() else None
+        if allowed is not None and kinds == ("product",) and not allowed:
+            return []
+        lexical = await self._bm25(query, kinds, filters.lang)
+        dense_ready = self.embedder is not None and self.ranking.mode != "bm25" and bool(self._matrix.keys)
+        if dense_ready:
+            ranked = await self._rank_hybrid(query, kinds, allowed, lexical, filters.lang, k)
+        else:
+            ranked = self._rank_lexical(lexical, allowed, filters.lang, k)
+        return await self._hits(ranked)
 
-        lexical = await self._bm25(query, prefixes)
-        dense = await self._dense(query, prefixes)
-        fused: dict[str, float] = {}
-        for rank, key in enumerate(lexical):
-            fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
-        for rank, (key, _similarity) in enumerate(dense):
-            fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank + 1)
-        if self.embedder is not None:
-            # dense is the judge of relevance: a lexical match on a stray word is not enough
-            relevant = {key for key, similarity in dense if similarity >= DENSE_FLOOR}
-            fused = {key: score for key, score in fused.items() if key in relevant}
+    def _lang_bonus(self, key: str, lang: str | None) -> float:
+        if lang and key.startswith("s:") and self._passage_langs.get(key[2:]) == lang.replace("-", "_"):
+            return self.ranking.passage_language_bonus
+        return 0.0
 
-        if filters.lang:
-            # prefer the shopper's language when a page exists in it: one top-rank bonus
-            bonus = 1.0 / (RRF_K + 1)
-            for key in list(fused):
-                if key.startswith("s:") and self._passage_langs.get(key[2:]) == filters.lang.replace("-", "_"):
-                    fused[key] += bonus
+    def _rank_lexical(self, lexical: dict[str, float], allowed: set[str] | None, lang: str | None, k: int) -> list[_Ranked]:
+        """BM25-only ranking (no embedder): every matching document that the filters allow."""
+        candidates = {key: s for key, s in lexical.items() if not (key.startswith("p:") and allowed is not None and key[2:] not in allowed)}
+        if not candidates:
+            return []
+        top = max(candidates.values()) or 1.0
+        scored = [_Ranked(key, s / top + self._lang_bonus(key, lang)) for key, s in candidates.items()]
+        scored.sort(key=lambda r: r.score, reverse=True)
+        return scored[:k]
 
-        hits: list[Hit] = []
-        for key, score in sorted(fused.items(), key=lambda item: item[1], reverse=True):
-            if key.startswith("p:"):
-                product_id = key[2:]
-                if allowed is not None and product_id not in allowed:
-                    continue
-                product = await self.get_product(product_id)
-                if product is not None:
-                    hits.append(Hit(kind="product", score=score, product=product))
+    async def _rank_hybrid(
+        self, query: str, kinds: tuple[HitKind, ...], allowed: set[str] | None, lexical: dict[str, float], lang: str | None, k: int
+    ) -> list[_Ranked]:
+        assert self.embedder is not None  # noqa: S101 - checked by the caller
+        vector = await asyncio.to_thread(self.embedder.embed_query, query)
+        matrix, config = self._matrix, self.ranking
+        bonus_rows = {
+            matrix.row_of[key]: config.passage_language_bonus
+            for key in (f"s:{pid}" for pid, plang in self._passage_langs.items() if lang and plang == lang.replace("-", "_"))
+            if key in matrix.row_of
+        } if "passage" in kinds else {}
+
+        def rank() -> list[_Ranked]:
+            similarities = matrix.vectors @ vector
+            if kinds == ("product",):
+                population = matrix.is_product
+            elif kinds == ("passage",):
+                population = ~matrix.is_product
             else:
-                passage = await self._get_passage(key[2:])
-                if passage is not None:
-                    hits.append(Hit(kind="passage", score=score, passage=passage))
-            if len(hits) >= k:
-                break
+                population = np.ones(len(matrix.keys), dtype=bool)
+            eligible = population.copy()
+            if allowed is not None:
+                allowed_mask = np.zeros(len(matrix.keys), dtype=bool)
+                rows = [matrix.row_of[key] for key in (f"p:{pid}" for pid in allowed) if key in matrix.row_of]
+                allowed_mask[rows] = True
+                eligible &= allowed_mask | ~matrix.is_product
+            lexical_scores = np.zeros(len(matrix.keys), dtype=np.float64)
+            for key, score in lexical.items():
+                row = matrix.row_of.get(key)
+                if row is not None:
+                    lexical_scores[row] = score
+            bonus = np.zeros(len(matrix.keys), dtype=np.float64)
+            if bonus_rows:
+                bonus[list(bonus_rows)] = list(bonus_rows.values())
+            return [
+                _Ranked(matrix.keys[row], score)
+                for row, score in rank_dense(similarities, population, eligible, lexical_scores, bonus, config, k)
+            ]
+
+        return await asyncio.to_thread(rank)
+
+    async def _hits(self, ranked: list[_Ranked]) -> list[Hit]:
+        """The hits for ranked document keys, fetched in one query per kind, order kept."""
+        product_ids = [r.key[2:] for r in ranked if r.key.startswith("p:")]
+        passage_ids = [r.key[2:] for r in ranked if r.key.startswith("s:")]
+        products: dict[str, Product] = {}
+        passages: dict[str, Passage] = {}
+        if product_ids:
+            marks = ",".join("?" * len(product_ids))
+            async with self.db.execute(f"SELECT id, data FROM products WHERE id IN ({marks})", product_ids) as cur:  # noqa: S608
+                products = {row["id"]: _product_from_json(row["data"]) for row in await cur.fetchall()}
+        if passage_ids:
+            marks = ",".join("?" * len(passage_ids))
+            async with self.db.execute(f"SELECT id, data FROM passages WHERE id IN ({marks})", passage_ids) as cur:  # noqa: S608
+                passages = {row["id"]: _passage_from_json(row["data"]) for row in await cur.fetchall()}
+        hits: list[Hit] = []
+        for r in ranked:
+            if r.key.startswith("p:") and r.key[2:] in products:
+                hits.append(Hit(kind="product", score=r.score, product=products[r.key[2:]]))
+            elif r.key.startswith("s:") and r.key[2:] in passages:
+                hits.append(Hit(kind="passage", score=r.score, passage=passages[r.key[2:]]))
         return hits
 
-    async def _get_passage(self, passage_id: str) -> Passage | None:
-        async with self.db.execute("SELECT data FROM passages WHERE id = ?", (passage_id,)) as cur:
-            row = await cur.fetchone()
-        return _passage_from_json(row["data"]) if row else None
-
-    async def _bm25(self, query: str, prefixes: tuple[str, ...]) -> list[str]:
-        match = fts_query(query)
+    async def _bm25(self, query: str, kinds: tuple[HitKind, ...], lang: str | None) -> dict[str, float]:
+        """BM25 scores (higher is better) of the documents matching any meaningful word of ``query``."""
+        if self.ranking.mode == "dense" and self.embedder is not None:
+            return {}
+        match = fts_query(query, lang)
         if match is None:
-            return []
-        try:
-            async with self.db.execute(
-                "SELECT doc_key FROM docs_fts WHERE docs_fts MATCH ? ORDER BY bm25(docs_fts) LIMIT ?",
-                (match, CANDIDATES * 3),
-            ) as cur:
-                rows = await cur.fetchall()
-        except sqlite3.OperationalError as exc:  # a query FTS5 cannot parse: no lexical hits
-            log.debug("fts query failed: %s", exc)
-            return []
-        return [r["doc_key"] for r in rows if r["doc_key"].startswith(prefixes)][:CANDIDATES]
-
-    async def _dense(self, query: str, prefixes: tuple[str, ...]) -> list[tuple[str, float]]:
-        if self.embedder is None or not self._keys:
-            return []
-        vector = await asyncio.to_thread(self.embedder.embed_query, query)
-        similarities = self._matrix @ vector
-        order = np.argsort(-similarities)
-        result: list[tuple[str, float]] = []
-        for i in order:
-            key = self._keys[int(i)]
-            if key.startswith(prefixes):
-                result.append((key, float(similarities[int(i)])))
-                if len(result) >= CANDIDATES:
-                    break
-        return result
+            return {}
+        scores: dict[str, float] = {}
+        for kind in kinds:
+            table, prefix = ("products", "p:") if kind == "product" else ("passages", "s:")
+            sql = (
+                f"SELECT d.id AS id, -bm25({table}_fts) AS score FROM {table}_fts "  # noqa: S608 - fixed table names
+                f"JOIN {table} d ON d.rowid = {table}_fts.rowid WHERE {table}_fts MATCH ? ORDER BY bm25({table}_fts) LIMIT ?"
+            )
+            try:
+                async with self.db.execute(sql, (match, self.ranking.lexical_candidates)) as cur:
+                    rows = await cur.fetchall()
+            except sqlite3.OperationalError as exc:  # a query FTS5 cannot parse: no lexical hits
+                log.debug("fts query failed: %s", exc)
+                continue
+            scores.update((prefix + row["id"], max(float(row["score"]), 0.0)) for row in rows)
+        return scores
 
     async def _allowed_products(self, f: SearchFilters) -> set[str]:
         """Product ids that satisfy every structured filter, computed in SQL."""

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
+import os
 import shutil
 import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,13 +46,36 @@ def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
 
 
+PROJECT = Path(__file__).resolve().parents[1]
+SEED_INPUTS = ("kb/demo", "kb", "kb/ingest", "bot/demo.py", "bot/migrations.py", "bot/store.py", "bot/runtime.py")
+
+
+def _seed_key() -> str:
+    """A hash of everything that shapes the seeded demo data dir (data, parsers, index, schema)."""
+    digest = hashlib.sha256()
+    for name in SEED_INPUTS:
+        path = PROJECT / name
+        files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]
+        for file in files:
+            digest.update(str(file.relative_to(PROJECT)).encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
 def demo_seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data dir with the demo store indexed once per session (embedding is the slow part)."""
+    """A data dir with the demo store indexed (embedding is the slow part).
+
+    Built once per session, and reused across sessions while none of its inputs
+    changed (the cache lives in the system temp dir, keyed by their hash).
+    """
     import asyncio
 
     from bot.runtime import open_runtime
 
+    cached = Path(tempfile.gettempdir()) / "shopkeeper-test-seed" / _seed_key()
+    if (cached / "ready").exists():
+        return cached
     seed = tmp_path_factory.mktemp("demo-seed")
 
     async def build() -> None:
@@ -57,14 +83,21 @@ def demo_seed(tmp_path_factory: pytest.TempPathFactory) -> Path:
             pass
 
     asyncio.run(build())
-    return seed
+    staging = cached.with_name(cached.name + f".{os.getpid()}")
+    shutil.copytree(seed, staging, dirs_exist_ok=True)
+    (staging / "ready").touch()
+    try:
+        staging.rename(cached)
+    except OSError:  # another session won the race; its copy is as good
+        shutil.rmtree(staging, ignore_errors=True)
+    return cached
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path, demo_seed: Path) -> Path:
     """A fresh copy of the seeded demo data dir for one test."""
     target = tmp_path / "var"
-    shutil.copytree(demo_seed, target)
+    shutil.copytree(demo_seed, target, ignore=shutil.ignore_patterns("ready"))
     return target
 
 

@@ -7,6 +7,8 @@ items, removed items disappear, passages carry their source and language.
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from functools import cache
@@ -67,19 +69,37 @@ PASSAGES = [
             "https://shop.example/es/pages/returns", "es", "pages"),
 ]
 
-IMPLEMENTATIONS = ["sqlite-hybrid", "sqlite-bm25"]
+WEAVIATE_URL = os.environ.get("WEAVIATE_URL")  # a Weaviate >= 1.33 on a loopback address (tests may not leave the machine)
+
+IMPLEMENTATIONS = [
+    "sqlite-hybrid",
+    "sqlite-bm25",
+    pytest.param("weaviate", marks=pytest.mark.skipif(not WEAVIATE_URL, reason="WEAVIATE_URL not set")),
+]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 async def index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BaseIndex]:
     if request.param == "sqlite-hybrid":
         implementation: BaseIndex = SQLiteIndex(tmp_path / "kb.db", e5())
+    elif request.param == "weaviate":
+        from kb.weaviate_index import WeaviateIndex
+
+        assert WEAVIATE_URL is not None
+        # a fresh tenant per test: the cluster may be shared, and no test sees another's objects
+        implementation = WeaviateIndex(
+            WEAVIATE_URL, api_key=os.environ.get("WEAVIATE_API_KEY") or None, tenant=f"contract-{uuid.uuid4().hex[:12]}", embedder=e5()
+        )
     else:
         implementation = SQLiteIndex(tmp_path / "kb.db", None)
     async with implementation:
         await implementation.upsert_products(CATALOG, source="test-catalog")
         await implementation.upsert_passages(PASSAGES)
-        yield implementation
+        try:
+            yield implementation
+        finally:
+            if request.param == "weaviate":
+                await implementation.drop_tenant(recreate=False)  # type: ignore[attr-defined]
 
 
 async def ids(index: BaseIndex, query: str, filters: SearchFilters | None = None, k: int = 10) -> list[str]:

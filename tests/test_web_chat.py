@@ -167,3 +167,27 @@ def test_chat_page_and_health(client: TestClient) -> None:
     assert page.status_code == 200
     assert "Alder &amp; Finch" in page.text
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_two_unanswered_turns_in_a_row_hand_the_thread_to_staff(client: TestClient) -> None:
+    first = chat(client, "do you sell car tyres?", user="u-lost")
+    assert first["state"] == "bot"
+    second = chat(client, "what about motorbike helmets?", user="u-lost")
+    assert second["state"] == "pending_human"
+    assert "team" in second["replies"][0]["text"].lower()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "the boots arrived damaged and I want this sorted",
+        "mi pedido llegó roto",
+        "j'ai eu une réaction allergique après vos biscuits",
+        "Ich werde rechtliche Schritte einleiten",
+        "vocês são inúteis, estou irritado",
+    ],
+)
+def test_sensitive_or_angry_messages_go_to_a_person(client: TestClient, text: str) -> None:
+    body = chat(client, text, user=f"u-{abs(hash(text))}")
+    assert body["state"] == "pending_human"
+    assert body["replies"][0]["products"] == []

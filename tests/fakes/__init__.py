@@ -1,0 +1,1 @@
+"""Local stand-ins for third-party APIs, driven through the real SDKs."""

@@ -17,11 +17,12 @@ from datetime import timedelta
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bot import __version__, console
-from bot.runtime import open_runtime
+from bot.runtime import Runtime, open_runtime
+from bot.security import HardeningMiddleware, TokenBucket
 from bot.settings import Settings, load_settings
 from channels import admin_api, web, webhooks
 from jobs.inbox_recovery import recover_unfinished
@@ -91,10 +92,38 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = True
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": "internal error; your message was kept and will be answered"}, status_code=500)
 
+    @app.get("/readyz", summary="Readiness probe: database writable, index loaded, channels configured")
+    async def readyz(request: Request) -> JSONResponse:
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, object] = {}
+        try:
+            await runtime.store.check_writable()
+            checks["database"] = "ok"
+        except Exception as exc:  # report, do not raise: this is the answer to "are you ready?"
+            checks["database"] = f"error: {type(exc).__name__}"
+        try:
+            checks["index"] = "ok" if await runtime.index.product_count() > 0 else "empty"
+        except Exception as exc:  # same: a probe reports
+            checks["index"] = f"error: {type(exc).__name__}"
+        checks["channels"] = sorted(runtime.channels)
+        ready = checks["database"] == "ok" and checks["index"] == "ok"
+        return JSONResponse({"ready": ready, "checks": checks}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)
+    async def metrics(request: Request) -> Response:
+        runtime: Runtime = request.app.state.runtime
+        await runtime.store.refresh_gauges(runtime.metrics)
+        return Response(runtime.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     @app.get("/healthz", summary="Liveness probe")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
+    app.add_middleware(
+        HardeningMiddleware,
+        limiter=TokenBucket(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst),
+        trust_forwarded=settings.trust_forwarded_headers,
+    )
     app.include_router(web.router)
     app.include_router(webhooks.router)
     app.include_router(admin_api.router)

@@ -22,6 +22,7 @@ import asyncio
 import dataclasses
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -34,6 +35,7 @@ from bot.handoff import EscalationReason, bot_is_silent, escalate, handoff_notic
 from bot.i18n import SUPPORTED_LOCALES, _, join_list, use_locale
 from bot.locale_choice import LANGUAGE_COMMAND, choose_locale, explicit_language, language_name
 from bot.messages import InboundMessage, OutboundMessage
+from bot.metrics import Metrics
 from bot.personalization import filters_for
 from bot.responders import OfflineResponder, Responder, TurnContext
 from bot.shop import ShopProfile
@@ -107,8 +109,10 @@ class DialogEngine:
         brands: tuple[str, ...] = (),
         clock: Callable[[], datetime] = utc_now,
         events: EventBus | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.events = events or EventBus()
+        self.metrics = metrics or Metrics()
         self.store = store
         self.index = index
         self.shop = shop
@@ -128,6 +132,7 @@ class DialogEngine:
         transaction (platform channels); otherwise the caller delivers them
         (web and terminal answer in the response).
         """
+        started = time.perf_counter()
         async with self._locks.hold((inbound.channel, inbound.chat_id)):
             conversation = await self.store.conversation_for(inbound)
             locale, conversation = await self._resolve_locale(inbound, conversation)
@@ -139,13 +144,16 @@ class DialogEngine:
                     replies = [dataclasses.replace(replies[0], text=notice + "\n" + replies[0].text), *replies[1:]]
                     conversation.context["unsupported_language_notice"] = "given"
             before = await self.store.get_conversation(conversation.id)
-            await self.store.finish_turn(inbox_id, conversation, inbound, replies, outbox=via_outbox)
-            if conversation.state == "pending_human" and (before is None or before.state == "bot"):
-                reason = str(conversation.context.get("escalation", {}).get("reason", "asked_for_human"))
-                await self.store.open_escalation(conversation.id, reason)
+            escalated = conversation.state == "pending_human" and (before is None or before.state == "bot")
+            reason = str(conversation.context.get("escalation", {}).get("reason", "asked_for_human")) if escalated else None
+            await self.store.finish_turn(inbox_id, conversation, inbound, replies, outbox=via_outbox, escalation_reason=reason)
+            if reason is not None:
+                self.metrics.escalations.labels(reason.split(":")[0]).inc()
                 self.events.publish(Event("escalated", conversation.id, conversation.state))
             elif conversation.state in ("pending_human", "human"):
                 self.events.publish(Event("message", conversation.id, conversation.state))
+            self.metrics.turns.labels(inbound.channel, str(conversation.context.get("last_intent", "none"))).inc()
+            self.metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
             return replies
 
     async def accept_and_handle(self, inbound: InboundMessage) -> tuple[list[OutboundMessage], bool]:
@@ -210,6 +218,7 @@ class DialogEngine:
             return [OutboundMessage(_("Okay, I'll continue in English."))], conversation
 
         understanding = self._understand(text, locale)
+        context["last_intent"] = understanding.intent.value
         previous = constraints_from_dict(context["constraints"]) if context.get("constraints") else None
         constraints = understanding.constraints.merged_into(previous) if previous else understanding.constraints
         if not constraints.is_empty():

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
+from bot.metrics import Metrics
 from bot.store import OutboxItem, Store, utc_now
 from channels.base import BaseChannel, SendError
 
@@ -69,7 +70,9 @@ class OutboxSender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
         poll_interval: float = 1.0,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._store = store
         self._channels = channels
         self._clock = clock
@@ -110,14 +113,14 @@ class OutboxSender:
     async def _deliver(self, item: OutboxItem) -> None:
         channel = self._channels.get(item.channel)
         if channel is None:
-            await self._store.outbox_finish(item.id, "held", f"channel {item.channel!r} is not configured")
+            await self._finish(item, "held", f"channel {item.channel!r} is not configured")
             return
         reachable, last_inbound = await self._store.reachability(item.channel, item.chat_id)
         if not reachable:
-            await self._store.outbox_finish(item.id, "failed", "shopper unreachable (blocked the bot or opted out)")
+            await self._finish(item, "failed", "shopper unreachable (blocked the bot or opted out)")
             return
         if not channel.within_window(last_inbound, self._clock()):
-            await self._store.outbox_finish(item.id, "held", "outside the platform's reply window; needs an approved template")
+            await self._finish(item, "held", "outside the platform's reply window; needs an approved template")
             log.warning("outbox %d held: outside the %s reply window", item.id, item.channel)
             return
         await self._pacer.wait(channel, item.chat_id)
@@ -127,19 +130,26 @@ class OutboxSender:
             await self._failed(item, exc)
         except Exception as exc:  # an untranslated SDK error: it may have left, so never resend blindly
             log.exception("unexpected error sending outbox %d", item.id)
-            await self._store.outbox_finish(item.id, "maybe_sent", f"unexpected error: {type(exc).__name__}")
+            await self._finish(item, "maybe_sent", f"unexpected error: {type(exc).__name__}")
         else:
             await self._store.outbox_sent(item.id, sent.platform_message_ids)
+            self._metrics.outbox.labels(item.channel, "sent").inc()
 
     async def _failed(self, item: OutboxItem, exc: SendError) -> None:
         reason = f"{exc.code + ': ' if exc.code else ''}{exc}"
+        self._metrics.channel_errors.labels(item.channel, exc.code or "none").inc()
         if exc.unreachable:
             await self._store.mark_unreachable(item.channel, item.chat_id)
-            await self._store.outbox_finish(item.id, "failed", reason)
+            await self._finish(item, "failed", reason)
         elif exc.maybe_sent:
-            await self._store.outbox_finish(item.id, "maybe_sent", reason)
+            await self._finish(item, "maybe_sent", reason)
         elif exc.permanent or item.attempts + 1 >= MAX_ATTEMPTS:
-            await self._store.outbox_finish(item.id, "failed", reason)
+            await self._finish(item, "failed", reason)
         else:
             delay = exc.retry_after if exc.retry_after is not None else BASE_BACKOFF_SECONDS * 2**item.attempts
             await self._store.outbox_retry(item.id, self._clock() + timedelta(seconds=delay), reason)
+            self._metrics.outbox.labels(item.channel, "retry").inc()
+
+    async def _finish(self, item: OutboxItem, status: str, reason: str) -> None:
+        await self._store.outbox_finish(item.id, status, reason)
+        self._metrics.outbox.labels(item.channel, status).inc()

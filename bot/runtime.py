@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bot.demo import load_demo
 from bot.engine import DialogEngine
 from bot.events import EventBus
+from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.responders import Responder
 from bot.settings import Settings
@@ -42,6 +43,7 @@ class Runtime:
     worker: TurnWorker
     sender: OutboxSender
     events: EventBus
+    metrics: Metrics
 
 
 def build_index(settings: Settings) -> BaseIndex:
@@ -78,6 +80,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
                 log.warning("the catalog is empty: ingest one with `shopkeeper ingest PATH` (demo disabled)")
             shop = ShopProfile.load(settings)
             events = EventBus()
+            metrics = Metrics()
             channels = enabled_channels(settings)
             async with AsyncExitStack() as stack:
                 responder: Responder | None = None  # the offline responder
@@ -89,17 +92,17 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
                     responder = ClaudeResponder.from_settings(client, settings, index=index, store=store)
                 engine = DialogEngine(
                     store=store, index=index, shop=shop, results=settings.search_results, clock=clock,
-                    brands=await index.brands(), events=events, responder=responder,
+                    brands=await index.brands(), events=events, responder=responder, metrics=metrics,
                 )
                 for channel in channels.values():
                     await channel.open()
                     stack.push_async_callback(channel.close)
-                sender = OutboxSender(store, channels, clock=clock)
+                sender = OutboxSender(store, channels, clock=clock, metrics=metrics)
                 worker = TurnWorker(engine, on_replies=sender.wake)
                 try:
                     yield Runtime(
                         settings=settings, store=store, index=index, shop=shop, engine=engine,
-                        channels=channels, worker=worker, sender=sender, events=events,
+                        channels=channels, worker=worker, sender=sender, events=events, metrics=metrics,
                     )
                 finally:
                     await worker.stop()

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # Shared secret of the admin HTTP API (inventory and catalog uploads); unset: the API answers 503.
     inventory_secret: SecretStr | None = None
 
+    # Public API rate limit per client address (requests per second, burst).
+    rate_limit_per_second: float = Field(default=5.0, gt=0)
+    rate_limit_burst: int = Field(default=30, ge=1)
+
     # Chat input limits (shared by every channel)
     max_message_chars: int = Field(default=4000, ge=1)
 

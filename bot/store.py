@@ -30,6 +30,7 @@ from typing import Any, Literal
 import aiosqlite
 
 from bot.messages import Attachment, InboundMessage, OutboundMessage
+from bot.metrics import Metrics
 from bot.migrations import MIGRATIONS
 
 log = logging.getLogger(__name__)
@@ -368,6 +369,7 @@ class Store:
         replies: Sequence[OutboundMessage],
         *,
         outbox: bool = False,
+        escalation_reason: str | None = None,
     ) -> list[int]:
         """Write one turn atomically: shopper message, replies, conversation state, inbox done.
 
@@ -414,6 +416,11 @@ class Store:
                 "UPDATE identities SET last_inbound_at = ?, unreachable = 0 WHERE channel = ? AND external_id = ?",
                 (inbound.timestamp.astimezone(UTC).isoformat(), inbound.channel, inbound.sender_id),
             )
+            if escalation_reason is not None:
+                await db.execute(
+                    "INSERT INTO escalations (conversation_id, reason, created_at) VALUES (?, ?, ?)",
+                    (conversation.id, escalation_reason, now),
+                )
             if inbox_id is not None:
                 await db.execute(
                     "UPDATE inbox SET status = 'done', attempts = attempts + 1, processed_at = ? WHERE id = ?",
@@ -468,6 +475,19 @@ class Store:
             )
             for r in reversed(list(rows))
         ]
+
+    async def check_writable(self) -> None:
+        """Raise unless the database accepts a write right now (readiness probe)."""
+        async with self.transaction() as db:
+            await db.execute("CREATE TABLE IF NOT EXISTS readiness_probe (at TEXT)")
+            await db.execute("DELETE FROM readiness_probe")
+            await db.execute("INSERT INTO readiness_probe (at) VALUES (?)", (self._now(),))
+
+    async def refresh_gauges(self, metrics: Metrics) -> None:
+        async with self.db.execute("SELECT state, COUNT(*) AS n FROM conversations GROUP BY state") as cur:
+            counts = {row["state"]: row["n"] for row in await cur.fetchall()}
+        for state in ("bot", "pending_human", "human", "closed"):
+            metrics.conversations_open.labels(state).set(counts.get(state, 0))
 
     # -- escalations -----------------------------------------------------------
 

@@ -175,10 +175,6 @@ class TelegramChannel(BaseChannel):
         """The composed PTB bot (for :func:`setup_webhook` and polling)."""
         return self._bot
 
-    @property
-    def has_webhook_secret(self) -> bool:
-        return self._secret is not None
-
     def webhook_secret(self) -> str | None:
         """The secret Telegram must echo on each delivery (what ``setWebhook`` registers)."""
         return self._secret.decode() if self._secret is not None else None

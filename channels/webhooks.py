@@ -73,6 +73,7 @@ async def receive(name: str, request: Request) -> dict[str, int]:
         channel.verify(delivery)
     except WebhookAuthError as exc:
         log.warning("rejected %s webhook: %s", name, exc)
+        runtime.metrics.webhooks.labels(name, "rejected").inc()
         raise HTTPException(exc.status_code, detail="signature verification failed") from None
     try:
         parsed = channel.parse(delivery)
@@ -88,4 +89,6 @@ async def receive(name: str, request: Request) -> dict[str, int]:
         await runtime.store.record_receipt(name, receipt.platform_message_id, receipt.status, receipt.error_code)
         if receipt.unreachable and receipt.chat_id:
             await runtime.store.mark_unreachable(name, receipt.chat_id)
+    runtime.metrics.webhooks.labels(name, "accepted").inc(accepted)
+    runtime.metrics.webhooks.labels(name, "duplicate").inc(len(parsed.messages) - accepted)
     return {"accepted": accepted, "duplicates": len(parsed.messages) - accepted, "receipts": len(parsed.receipts)}

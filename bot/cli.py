@@ -6,6 +6,7 @@
     shopkeeper ingest PATH [--format F]
     shopkeeper inventory set SKU QTY
     shopkeeper migrate
+    shopkeeper backup DIR
     shopkeeper staff add EMAIL [--role agent|admin] [--name N] [--locale L]
     shopkeeper locales extract|update|compile|check
     shopkeeper eval constraints DATASET [--predictions OUT.jsonl]
@@ -28,14 +29,10 @@ from typing import TextIO
 from bot.settings import Settings, SettingsError, load_settings
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # third-party request logs would print URLs with tokens in them
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+def _configure_logging(settings: Settings, *, json_format: bool = True) -> None:
+    from bot.logs import configure_logging
+
+    configure_logging(settings.log_level, json_format=json_format and settings.log_format == "json")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -72,6 +69,9 @@ def _parser() -> argparse.ArgumentParser:
     stock.add_argument("qty", type=_quantity, metavar="QTY")
 
     sub.add_parser("migrate", help="create or upgrade the database and index, then exit")
+
+    backup = sub.add_parser("backup", help="write a consistent snapshot of the data dir (safe while running)")
+    backup.add_argument("target", type=Path, help="a new, empty directory")
 
     staff = sub.add_parser("staff", help="manage accounts of the staff console (/staff)")
     staff_sub = staff.add_subparsers(dest="staff_action", required=True)
@@ -114,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"shopkeeper: {exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings)
+    # a person at a terminal reads plain lines; servers write JSON for the log pipeline
+    _configure_logging(settings, json_format=args.command not in {"chat", "ingest", "eval", "locales", "migrate"})
 
     if args.command == "serve":
         return _serve(settings, scheduler=not args.no_scheduler)
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "staff":
         return asyncio.run(_staff_add(settings, args))
+    if args.command == "backup":
+        return _backup(settings, args.target)
     if args.command == "locales":
         return _locales(args.action)
     if args.command == "eval" and args.target == "constraints":
@@ -295,6 +298,18 @@ async def _staff_add(settings: Settings, args: argparse.Namespace) -> int:
         print(f"shopkeeper: {exc}", file=sys.stderr)
         return 2
     print(f"staff account {user.email} ({user.role}) created; sign in at /staff/login")
+    return 0
+
+
+def _backup(settings: Settings, target: Path) -> int:
+    from bot.backup import backup
+
+    try:
+        report = backup(settings.data_dir, target)
+    except (FileExistsError, OSError, RuntimeError) as exc:
+        print(f"shopkeeper: {exc}", file=sys.stderr)
+        return 2
+    print(f"backed up {', '.join(report.files)} to {report.target}")
     return 0
 
 

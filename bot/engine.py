@@ -34,6 +34,7 @@ from bot.guardrails import Verdict, enforce
 from bot.handoff import EscalationReason, bot_is_silent, escalate, handoff_notice
 from bot.i18n import SUPPORTED_LOCALES, _, join_list, use_locale
 from bot.locale_choice import LANGUAGE_COMMAND, choose_locale, explicit_language, language_name
+from bot.logs import conversation_id
 from bot.messages import InboundMessage, OutboundMessage
 from bot.metrics import Metrics
 from bot.personalization import filters_for
@@ -135,6 +136,7 @@ class DialogEngine:
         started = time.perf_counter()
         async with self._locks.hold((inbound.channel, inbound.chat_id)):
             conversation = await self.store.conversation_for(inbound)
+            conversation_id.set(conversation.id)
             locale, conversation = await self._resolve_locale(inbound, conversation)
             with use_locale(locale):
                 replies, conversation = await self._turn(inbound, conversation, locale)

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.logs import request_id
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-content-type-options", b"nosniff"),
@@ -107,10 +110,14 @@ class HardeningMiddleware:
                     raise BodyTooLargeError
             return message
 
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        token = request_id.set(incoming[:64] if incoming.isprintable() and incoming else uuid.uuid4().hex[:16])
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except BodyTooLargeError:
             await _error(send, 413, f"request body larger than {self.max_body} bytes")
+        finally:
+            request_id.reset(token)
 
     def _client(self, scope: Scope, headers: dict[bytes, bytes]) -> str:
         if self.trust_forwarded and b"x-forwarded-for" in headers:

@@ -51,6 +51,8 @@ def test_store_default_otherwise_and_unsupported_language_is_reported() -> None:
     assert choose_locale(message("/language it"), known=None, default="en").unsupported == "it"
 
 
-@pytest.mark.parametrize(("tag", "locale", "name"), [("it", "fr", "italien"), ("de", "es", "alemán"), ("pt_BR", "en", "Portuguese (Brazil)")])
+@pytest.mark.parametrize(
+    ("tag", "locale", "name"), [("it", "fr", "italien"), ("de", "es", "alemán"), ("pt_BR", "en", "Portuguese (Brazil)")]
+)
 def test_language_names_are_given_in_the_shoppers_language(tag: str, locale: str, name: str) -> None:
     assert language_name(tag, locale) == name

@@ -52,3 +52,31 @@ def test_env_file_is_read(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  #
     env_file.write_text("SHOPKEEPER_PORT=9123\n")
     settings = load_settings(_env_file=env_file)
     assert settings.port == 9123
+
+
+def test_env_example_documents_every_setting() -> None:
+    from pathlib import Path
+
+    from bot.settings import Settings
+
+    text = (Path(__file__).resolve().parents[1] / ".env.example").read_text()
+    missing = []
+    for name in Settings.model_fields:
+        variable = "ANTHROPIC_API_KEY" if name == "anthropic_api_key" else f"SHOPKEEPER_{name.upper()}"
+        if f"{variable}=" not in text:
+            missing.append(variable)
+    assert missing == [], f".env.example lacks {missing}"
+
+
+def test_logs_hash_phone_numbers_and_emails() -> None:
+    import json
+    import logging
+
+    from bot.logs import JsonFormatter, hash_id
+
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "customer %s wrote from %s", ("ana@example.com", "+34 600 000 001"), None)
+    line = json.loads(JsonFormatter().format(record))
+    assert "ana@example.com" not in line["msg"] and "600" not in line["msg"]
+    assert hash_id("ana@example.com") in line["msg"]
+    plain = json.loads(JsonFormatter(redact_personal_data=False).format(record))
+    assert "ana@example.com" in plain["msg"]

@@ -7,6 +7,7 @@
     shopkeeper inventory set SKU QTY
     shopkeeper migrate
     shopkeeper backup DIR
+    shopkeeper channels setup telegram | channels poll telegram
     shopkeeper staff add EMAIL [--role agent|admin] [--name N] [--locale L]
     shopkeeper locales extract|update|compile|check
     shopkeeper eval constraints DATASET [--predictions OUT.jsonl]
@@ -69,6 +70,14 @@ def _parser() -> argparse.ArgumentParser:
     stock.add_argument("qty", type=_quantity, metavar="QTY")
 
     sub.add_parser("migrate", help="create or upgrade the database and index, then exit")
+
+    channels = sub.add_parser("channels", help="connect messaging platforms")
+    channels_sub = channels.add_subparsers(dest="channel_action", required=True)
+    setup = channels_sub.add_parser("setup", help="register this server's webhook with the platform")
+    setup.add_argument("platform", choices=["telegram"])
+    poll = channels_sub.add_parser("poll", help="receive by polling instead of a webhook (local use, no public URL)")
+    poll.add_argument("platform", choices=["telegram"])
+    poll.add_argument("--no-demo", action="store_true")
 
     backup = sub.add_parser("backup", help="write a consistent snapshot of the data dir (safe while running)")
     backup.add_argument("target", type=Path, help="a new, empty directory")
@@ -134,6 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "staff":
         return asyncio.run(_staff_add(settings, args))
+    if args.command == "channels":
+        return asyncio.run(_channels(settings, args.channel_action, args.platform))
     if args.command == "backup":
         return _backup(settings, args.target)
     if args.command == "locales":
@@ -298,6 +309,38 @@ async def _staff_add(settings: Settings, args: argparse.Namespace) -> int:
         print(f"shopkeeper: {exc}", file=sys.stderr)
         return 2
     print(f"staff account {user.email} ({user.role}) created; sign in at /staff/login")
+    return 0
+
+
+async def _channels(settings: Settings, action: str, platform: str) -> int:
+    from bot.runtime import open_runtime
+    from channels.telegram import TelegramChannel, run_polling, setup_webhook
+
+    if not settings.telegram_bot_token:
+        print("shopkeeper: set SHOPKEEPER_TELEGRAM_BOT_TOKEN first", file=sys.stderr)
+        return 2
+    if action == "setup":
+        if not settings.public_url:
+            print("shopkeeper: set SHOPKEEPER_PUBLIC_URL (the https address Telegram can reach)", file=sys.stderr)
+            return 2
+        channel = TelegramChannel.from_settings(settings)
+        await channel.open()
+        try:
+            url = await setup_webhook(channel, settings.public_url)
+        finally:
+            await channel.close()
+        print(f"telegram webhook registered: {url}")
+        return 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with open_runtime(settings) as runtime:
+        sending = asyncio.create_task(runtime.sender.run(), name="outbox-sender")
+        print("polling telegram; press Ctrl+C to stop", file=sys.stderr)
+        await run_polling(runtime, stop=stop)
+        runtime.sender.stop()
+        await sending
     return 0
 
 

@@ -1,18 +1,18 @@
 """The staff takeover console: ``/staff`` pages, actions and the live event stream.
 
-Routes (all under ``/staff``; every one but the login page and the two static
-files needs a session):
+Routes, all under ``/staff``; every one but the login page and the two static
+files needs a session:
 
-====================================  ==============================================
-``GET  /login`` · ``POST /login``     sign in (double-submit CSRF cookie on the form)
-``POST /logout``                      end the session
-``GET  /`` · ``GET /inbox/partial``   pending and owned threads, newest need first
-``GET  /threads/{id}`` (+ ``/live``)  transcript, constraints, orders, suggestions…
-``POST /threads/{id}/claim|reply|notes|resolve|release``   thread actions
-``GET  /dashboard``                   KPIs with inline SVG charts
-``GET|POST /canned`` · ``/audit``     canned replies and the audit log (admins)
-``GET  /events``                      server-sent events from the :class:`~bot.events.EventBus`
-====================================  ==============================================
+* ``GET /login``, ``POST /login``: sign in (double-submit CSRF cookie on the form);
+  ``POST /logout``: end the session;
+* ``GET /`` and ``GET /inbox/partial``: pending and owned threads, newest need first;
+* ``GET /threads/{id}`` (and ``/live``, the part that refreshes): transcript,
+  constraints, orders, bot suggestions, notes; ``POST /threads/{id}/claim``,
+  ``/reply``, ``/notes``, ``/resolve``, ``/release``: the thread actions;
+* ``GET /dashboard``: KPIs with inline SVG charts;
+* ``GET|POST /canned``, ``POST /canned/{id}/delete``, ``GET /audit``: admins only;
+* ``GET /events``: server-sent events from the :class:`~bot.events.EventBus`;
+* ``GET /static/staff.js``, ``GET /static/staff.css``.
 
 Pages are rendered server-side with Jinja2 (autoescaping on: chat text is always
 inert) and enhanced by one static script (``/staff/static/staff.js``) that keeps

@@ -71,6 +71,18 @@ _FILLER = frozenset(
 )
 
 
+_NUMBER_REPLY = re.compile(r"^\s*\[?(\d{1,2})[\].)]?\s*$")
+
+
+def _numbered_choice(text: str, offered: object) -> str | None:
+    """The payload of option N when the shopper answers a numbered list with just "N"."""
+    match = _NUMBER_REPLY.match(text)
+    if match is None or not isinstance(offered, list):
+        return None
+    index = int(match.group(1)) - 1
+    return str(offered[index]) if 0 <= index < len(offered) else None
+
+
 def _content_words(text: str) -> list[str]:
     return [w for w in _CONTENT_WORD.findall(text.casefold()) if w not in _FILLER]
 
@@ -140,6 +152,8 @@ class DialogEngine:
             locale, conversation = await self._resolve_locale(inbound, conversation)
             with use_locale(locale):
                 replies, conversation = await self._turn(inbound, conversation, locale)
+                # platforms without buttons show them as numbered options: remember what "1", "2"… mean
+                conversation.context["last_buttons"] = [b.payload for reply in replies for b in reply.buttons][:10]
                 if conversation.context.get("unsupported_language_notice") == "pending" and replies:
                     wanted = choose_locale(inbound, None, self.shop.default_locale).unsupported or ""
                     notice = self._unsupported_notice(wanted, locale)
@@ -207,7 +221,7 @@ class DialogEngine:
         if bot_is_silent(conversation):
             return [], conversation  # staff has the thread: record only
 
-        text = (inbound.button_payload or inbound.text).strip()
+        text = (inbound.button_payload or _numbered_choice(inbound.text, context.get("last_buttons")) or inbound.text).strip()
         if not text:
             # a photo, voice note, sticker or location without words
             notice = _("Thanks! I can only read text for now. Could you tell me in words what you're looking for?")

@@ -72,3 +72,4 @@ def configure_logging(level: str, *, json_format: bool = True) -> None:
     root.setLevel(level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # request lines would carry URLs with tokens
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    logging.getLogger("telegram").setLevel(max(root.level, logging.INFO))  # PTB's debug lines carry the bot token

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 
+from bot.i18n import use_locale
 from bot.metrics import Metrics
 from bot.store import OutboxItem, Store, utc_now
 from channels.base import BaseChannel, SendError
@@ -71,7 +72,9 @@ class OutboxSender:
         monotonic: Callable[[], float] = time.monotonic,
         poll_interval: float = 1.0,
         metrics: Metrics | None = None,
+        default_locale: str = "en",
     ) -> None:
+        self._default_locale = default_locale
         self._metrics = metrics or Metrics()
         self._store = store
         self._channels = channels
@@ -125,7 +128,9 @@ class OutboxSender:
             return
         await self._pacer.wait(channel, item.chat_id)
         try:
-            sent = await channel.send(item.chat_id, item.message)
+            # adapters render fallback words ("out of stock", "Sources:") in the shopper's language
+            with use_locale(item.locale or self._default_locale):
+                sent = await channel.send(item.chat_id, item.message)
         except SendError as exc:
             await self._failed(item, exc)
         except Exception as exc:  # an untranslated SDK error: it may have left, so never resend blindly

@@ -97,7 +97,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
                 for channel in channels.values():
                     await channel.open()
                     stack.push_async_callback(channel.close)
-                sender = OutboxSender(store, channels, clock=clock, metrics=metrics)
+                sender = OutboxSender(store, channels, clock=clock, metrics=metrics, default_locale=shop.default_locale)
                 worker = TurnWorker(engine, on_replies=sender.wake)
                 try:
                     yield Runtime(

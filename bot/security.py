@@ -79,7 +79,7 @@ class HardeningMiddleware:
         path: str = scope["path"]
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_body:
+        if declared.isdecimal() and int(declared) > self.max_body:
             await _error(send, 413, f"request body larger than {self.max_body} bytes")
             return
         limited = path.startswith(("/api/", "/staff/login"))

@@ -78,6 +78,8 @@ class OutboxItem:
     attempts: int
     status: str
     error: str | None = None
+    locale: str | None = None
+    author: str = "bot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,7 +509,9 @@ class Store:
         stamp = now.astimezone(UTC).isoformat()
         async with self.transaction() as db:
             async with db.execute(
-                "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?", (stamp, limit)
+                "SELECT o.*, c.locale AS locale FROM outbox o LEFT JOIN conversations c ON c.id = o.conversation_id "
+                "WHERE o.status = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
+                (stamp, limit),
             ) as cur:
                 rows = list(await cur.fetchall())
             if rows:
@@ -548,7 +552,11 @@ class Store:
             return cur.rowcount
 
     async def outbox_items(self, channel: str, chat_id: str) -> list[OutboxItem]:
-        async with self.db.execute("SELECT * FROM outbox WHERE channel = ? AND chat_id = ? ORDER BY id", (channel, chat_id)) as cur:
+        async with self.db.execute(
+            "SELECT o.*, c.locale AS locale FROM outbox o LEFT JOIN conversations c ON c.id = o.conversation_id "
+            "WHERE o.channel = ? AND o.chat_id = ? ORDER BY o.id",
+            (channel, chat_id),
+        ) as cur:
             return [_outbox_item(r) for r in await cur.fetchall()]
 
     async def record_receipt(self, channel: str, platform_message_id: str, status: str, error_code: str | None) -> None:
@@ -632,6 +640,8 @@ def _outbox_item(row: sqlite3.Row) -> OutboxItem:
         attempts=row["attempts"],
         status=row["status"],
         error=row["error"],
+        locale=row["locale"],
+        author=row["author"],
     )
 
 

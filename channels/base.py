@@ -127,13 +127,17 @@ class BaseChannel(ABC):
     """A messaging platform adapter. Opened once in the app lifespan."""
 
     name: ClassVar[str]
-    policy: ClassVar[SendPolicy] = SendPolicy()
+    policy: SendPolicy = SendPolicy()  # an adapter may set its own per instance (a configured pace)
 
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Open clients (HTTP sessions, SDK objects)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Close what :meth:`open` opened."""
+
+    def webhook_ack(self) -> tuple[bytes, str] | None:
+        """The body and media type the platform expects as acknowledgement; None for the default JSON."""
+        return None
 
     def handshake(self, request: WebhookRequest) -> str | None:
         """Answer a platform's GET verification challenge; None when the platform has none."""

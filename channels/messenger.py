@@ -111,7 +111,7 @@ class MessengerChannel(GraphChannel):
     """The Messenger Platform adapter for one Facebook Page."""
 
     name: ClassVar[str] = "messenger"
-    policy: ClassVar[SendPolicy] = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=40)
+    policy: SendPolicy = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=40)
     code_includes_subcode: ClassVar[bool] = True
 
     def __init__(

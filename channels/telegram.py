@@ -126,7 +126,7 @@ class TelegramChannel(BaseChannel):
     """The Telegram adapter. Composes a PTB :class:`telegram.Bot`; opened once in the app lifespan."""
 
     name: ClassVar[str] = "telegram"
-    policy: ClassVar[SendPolicy] = SendPolicy(reply_window=None, messages_per_second=30.0, per_chat_interval=1.0)
+    policy: SendPolicy = SendPolicy(reply_window=None, messages_per_second=30.0, per_chat_interval=1.0)
 
     def __init__(
         self,
@@ -645,7 +645,9 @@ async def poll_once(runtime: Runtime, channel: TelegramChannel, offset: int | No
         except Exception:  # one odd update must not stall the poll loop: log it and move past it
             log.exception("telegram: could not parse update %d; skipped", update.update_id)
             continue
-        await _ingest(runtime, channel.name, parsed)
+        from channels.intake import ingest  # here: intake needs the runtime, which imports the registry
+
+        await ingest(runtime, channel.name, parsed)
     return offset
 
 
@@ -684,15 +686,3 @@ async def run_polling(
             delay = min(30.0, 2.0 ** min(failures, 5))
             log.warning("telegram: getUpdates failed (%s); retrying in %.0f s", channel._redact(str(exc)), delay)
             await sleep(delay)
-
-
-async def _ingest(runtime: Runtime, name: str, parsed: ParsedWebhook) -> None:
-    """What the webhook route does with a parsed delivery, for updates that came by polling."""
-    for inbound in parsed.messages:
-        accepted = await runtime.store.accept(inbound)
-        if accepted.is_new:
-            runtime.worker.submit(accepted.inbox_id, inbound)
-    for receipt in parsed.receipts:
-        await runtime.store.record_receipt(name, receipt.platform_message_id, receipt.status, receipt.error_code)
-        if receipt.unreachable and receipt.chat_id:
-            await runtime.store.mark_unreachable(name, receipt.chat_id)

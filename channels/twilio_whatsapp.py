@@ -54,10 +54,10 @@ from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import aiohttp
-from twilio.base.exceptions import TwilioRestException  # type: ignore[import-untyped]
-from twilio.http.async_http_client import AsyncTwilioHttpClient  # type: ignore[import-untyped]
-from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
-from twilio.rest import Client  # type: ignore[import-untyped]
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.request_validator import RequestValidator
+from twilio.rest import Client
 
 from bot.i18n import _
 from bot.messages import Attachment, InboundMessage, OutboundMessage, ProductCard
@@ -145,7 +145,7 @@ class TwilioWhatsAppChannel(BaseChannel):
     """The WhatsApp-through-Twilio adapter. Composes the twilio SDK client; opened once in the app lifespan."""
 
     name: ClassVar[str] = "twilio"
-    policy: ClassVar[SendPolicy] = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=1.0)
+    policy: SendPolicy = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=1.0)
 
     def __init__(
         self,
@@ -164,7 +164,7 @@ class TwilioWhatsAppChannel(BaseChannel):
         if not (account_sid and auth_token and whatsapp_number):
             raise ChannelConfigError("SHOPKEEPER_TWILIO_ACCOUNT_SID, _AUTH_TOKEN and _WHATSAPP_NUMBER are all required")
         # the configured pace is per account, so it lives on the instance
-        self.policy = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=messages_per_second)  # type: ignore[misc]
+        self.policy = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=messages_per_second)
         self._account_sid = account_sid
         self._auth_token = auth_token
         self._validator = RequestValidator(auth_token)
@@ -239,6 +239,10 @@ class TwilioWhatsAppChannel(BaseChannel):
             host = _first(request.headers.get("x-forwarded-host")) or request.headers.get("host") or received.netloc
             return urlunsplit((scheme, host, received.path, received.query, ""))
         return request.url
+
+    def webhook_ack(self) -> tuple[bytes, str]:
+        """Twilio expects TwiML; an empty <Response/> means "no reply from this webhook" (replies go by REST)."""
+        return b'<?xml version="1.0" encoding="UTF-8"?><Response/>', "text/xml"
 
     def verify(self, request: WebhookRequest) -> None:
         signature = request.headers.get(SIGNATURE_HEADER)

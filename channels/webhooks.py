@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.runtime import Runtime
 from channels.base import BaseChannel, WebhookAuthError, WebhookPayloadError, WebhookRequest
+from channels.intake import ingest
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def _channel(request: Request, name: str) -> tuple[Runtime, BaseChannel]:
 
 async def _webhook_request(request: Request) -> WebhookRequest:
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
+    if declared is not None and declared.isdecimal() and int(declared) > MAX_WEBHOOK_BYTES:
         raise HTTPException(413, detail=f"body larger than {MAX_WEBHOOK_BYTES} bytes")
     body = b""
     async for chunk in request.stream():
@@ -66,7 +67,7 @@ async def handshake(name: str, request: Request) -> Response:
 
 
 @router.post("/{name}", summary="Receive a platform webhook delivery")
-async def receive(name: str, request: Request) -> dict[str, int]:
+async def receive(name: str, request: Request) -> Response:
     runtime, channel = _channel(request, name)
     delivery = await _webhook_request(request)
     try:
@@ -79,16 +80,8 @@ async def receive(name: str, request: Request) -> dict[str, int]:
         parsed = channel.parse(delivery)
     except WebhookPayloadError as exc:
         raise HTTPException(400, detail=f"not a valid {name} payload: {exc}") from None
-    accepted = 0
-    for message in parsed.messages:
-        result = await runtime.store.accept(message)
-        if result.is_new:
-            accepted += 1
-            runtime.worker.submit(result.inbox_id, message)
-    for receipt in parsed.receipts:
-        await runtime.store.record_receipt(name, receipt.platform_message_id, receipt.status, receipt.error_code)
-        if receipt.unreachable and receipt.chat_id:
-            await runtime.store.mark_unreachable(name, receipt.chat_id)
-    runtime.metrics.webhooks.labels(name, "accepted").inc(accepted)
-    runtime.metrics.webhooks.labels(name, "duplicate").inc(len(parsed.messages) - accepted)
-    return {"accepted": accepted, "duplicates": len(parsed.messages) - accepted, "receipts": len(parsed.receipts)}
+    counts = await ingest(runtime, name, parsed)
+    ack = channel.webhook_ack()
+    if ack is not None:  # e.g. Twilio wants TwiML, not JSON
+        return Response(ack[0], media_type=ack[1])
+    return JSONResponse({"accepted": counts.accepted, "duplicates": counts.duplicates, "receipts": counts.receipts})

@@ -125,7 +125,7 @@ class WhatsAppCloudChannel(GraphChannel):
     """The WhatsApp Business Platform Cloud API adapter."""
 
     name: ClassVar[str] = "whatsapp"
-    policy: ClassVar[SendPolicy] = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=80)
+    policy: SendPolicy = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=80)
 
     def __init__(
         self,

@@ -41,6 +41,7 @@ from tests.fakes.anthropic_api import (
     rate_limited,
     refused,
     reply,
+    sent_key,
     server_error,
     text,
     timeout,
@@ -141,10 +142,7 @@ async def test_search_then_answer_with_cards_built_from_the_catalog(settings: Se
 
 
 async def test_a_price_the_model_writes_never_reaches_a_card_and_the_guardrail_catches_it(settings: Settings) -> None:
-    fake = FakeMessagesAPI([
-        reply("The Trailblazer is only 19,99 € today!", product_ids=["RUN-001"]),
-        reply("The Trailblazer is a dependable everyday road shoe.", product_ids=["RUN-001"]),
-    ])
+    fake = FakeMessagesAPI([reply("The Trailblazer is only 19,99 € today!", product_ids=["RUN-001"])])
     async with claude_runtime(settings, fake) as (runtime, responder):
         ctx = await context_for(runtime, "trailblazer running shoe")
         raw = await responder.respond(ctx)
@@ -258,7 +256,7 @@ async def test_the_stable_prefix_is_cached_and_reused(settings: Settings) -> Non
     assert turns[0].cache_creation_input_tokens > 0 and turns[0].cache_read_input_tokens == 0
     assert turns[1].cache_read_input_tokens > 0 and turns[2].cache_read_input_tokens > turns[1].cache_read_input_tokens
     assert 0 < responder.metrics.cache_hit_rate < 1
-    assert all(r.headers["x-api-key"] == FAKE_API_KEY and r.headers["anthropic-version"] for r in fake.requests)
+    assert all(sent_key(r.headers) == FAKE_API_KEY and r.headers["anthropic-version"] for r in fake.requests)
 
 
 async def test_metrics_are_recorded_per_turn(settings: Settings) -> None:
@@ -399,4 +397,4 @@ async def test_open_runtime_builds_the_claude_responder_from_settings(data_dir: 
         assert responder.client.is_closed()
     assert "Hello from the fake." in replies[0].text
     request = fake.requests[-1]
-    assert request.body["model"] == "claude-haiku-5-5" and request.headers["x-api-key"] == FAKE_API_KEY
+    assert request.body["model"] == "claude-haiku-5-5" and sent_key(request.headers) == FAKE_API_KEY

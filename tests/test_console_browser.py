@@ -95,6 +95,11 @@ def test_staff_takes_over_a_web_chat_live_and_hands_it_back(browser: Any, data_d
             assert console.evaluate("window.__notReloaded") is True
             expect(console.locator("#waiting-count")).to_have_text("1")
             screenshot(console, "staff-inbox.png")
+            console.set_viewport_size({"width": 390, "height": 844})
+            expect(thread).to_be_visible()
+            assert console.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+            screenshot(console, "staff-phone-inbox.png")
+            console.set_viewport_size({"width": 1280, "height": 900})
 
             # staff claims and replies
             thread.locator("a").click()
@@ -141,10 +146,9 @@ def test_staff_takes_over_a_web_chat_live_and_hands_it_back(browser: Any, data_d
             expect(console.locator("#chart-reasons")).to_contain_text("Asked for a person")
             screenshot(console, "staff-dashboard.png")
             console.set_viewport_size({"width": 390, "height": 844})
-            console.goto(server.base_url + "/staff")
-            expect(console.get_by_role("heading", name="Inbox")).to_be_visible()
+            console.reload()
             assert console.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-            screenshot(console, "staff-phone-inbox.png")
+            screenshot(console, "staff-phone-dashboard.png")
             console.goto(thread_url)
             expect(console.locator("#transcript .msg-staff")).to_have_count(1)
             assert console.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -233,3 +233,33 @@ async def test_roles(accounts: StaffAccounts) -> None:
         require_role(agent, "admin")
     _token, session = await accounts.login("admin@shop.example", PASSWORD)
     assert session.staff.role == "admin"
+
+
+# -- the command line ---------------------------------------------------------------------
+
+
+def test_cli_staff_add_reads_the_password_from_stdin(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import io
+
+    from bot.cli import main
+
+    monkeypatch.chdir(tmp_path)  # no .env from the working directory
+    monkeypatch.setenv("SHOPKEEPER_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("SHOPKEEPER_LOG_LEVEL", "WARNING")
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["staff", "add", "ana@shop.example", "--role", "admin", "--name", "Ana"]) == 0
+    assert "ana@shop.example (admin) created" in capsys.readouterr().out
+
+    monkeypatch.setattr("sys.stdin", io.StringIO(PASSWORD + "\n"))
+    assert main(["staff", "add", "ana@shop.example"]) == 2
+    assert "already exists" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["staff", "add", "bo@shop.example"]) == 2
+    assert "at least" in capsys.readouterr().err
+
+    with sqlite3.connect(tmp_path / "var" / "shopkeeper.db") as db:
+        rows = db.execute("SELECT email, role, name, password_hash FROM staff_users").fetchall()
+    assert [(e, r, n) for e, r, n, _h in rows] == [("ana@shop.example", "admin", "Ana")]
+    assert verify_password(PASSWORD, rows[0][3])

@@ -191,3 +191,11 @@ def test_sensitive_or_angry_messages_go_to_a_person(client: TestClient, text: st
     body = chat(client, text, user=f"u-{abs(hash(text))}")
     assert body["state"] == "pending_human"
     assert body["replies"][0]["products"] == []
+
+
+def test_answering_a_numbered_option_with_its_number_taps_it(client: TestClient) -> None:
+    greeting = chat(client, "hi", user="u-number")
+    titles = [b["title"] for b in greeting["replies"][0]["buttons"]]
+    assert titles[1] == "Returns"
+    body = chat(client, "2", user="u-number")
+    assert "/pages/returns" in body["replies"][0]["sources"][0]["url"]

@@ -41,6 +41,7 @@ from starlette.routing import Route
 
 FAKE_API_KEY = "sk-ant-api03-FAKE-test-key-0123456789abcdef"
 FAKE_BASE_URL = "http://anthropic.fake"
+CACHE_LOOKBACK_BLOCKS = 20
 
 
 @dataclass(frozen=True)
@@ -202,18 +203,27 @@ class FakeMessagesAPI:
             blocks += [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
         total = 0
         digest = hashlib.sha256(str(body.get("model")).encode())
-        breakpoints: list[tuple[str, int]] = []
-        for block in blocks:
+        prefixes: list[tuple[str, int]] = []  # (hash of the prompt up to this block, tokens so far)
+        breakpoints: list[int] = []
+        for position, block in enumerate(blocks):
             plain = {k: v for k, v in block.items() if k != "cache_control"} if isinstance(block, dict) else block
             digest.update(json.dumps(plain, sort_keys=True, ensure_ascii=False).encode())
             total += estimate_tokens(plain)
+            prefixes.append((digest.copy().hexdigest(), total))
             if isinstance(block, dict) and block.get("cache_control"):
-                breakpoints.append((digest.copy().hexdigest(), total))
-        read = max((tokens for key, tokens in breakpoints if key in self._cache), default=0)
+                breakpoints.append(position)
+        # like the service: from each breakpoint, look back up to 20 blocks for a prefix cached earlier
+        read = 0
+        for position in breakpoints:
+            for earlier in range(position, max(-1, position - CACHE_LOOKBACK_BLOCKS - 1), -1):
+                key, tokens = prefixes[earlier]
+                if key in self._cache:
+                    read = max(read, tokens)
+                    break
         written = 0
-        if breakpoints and breakpoints[-1][0] not in self._cache:
-            written = breakpoints[-1][1] - read
-        self._cache.update(key for key, _tokens in breakpoints)
+        if breakpoints and prefixes[breakpoints[-1]][0] not in self._cache:
+            written = prefixes[breakpoints[-1]][1] - read
+        self._cache.update(prefixes[position][0] for position in breakpoints)
         return {
             "input_tokens": total - read - written,
             "output_tokens": step.output_tokens,
@@ -226,6 +236,11 @@ class FakeMessagesAPI:
     @property
     def last(self) -> dict[str, Any]:
         return self.requests[-1].body
+
+
+def sent_key(headers: dict[str, str]) -> str:
+    """The API key a request carried (this SDK sends it as a bearer token; older ones as x-api-key)."""
+    return headers.get("x-api-key") or headers.get("authorization", "").removeprefix("Bearer ")
 
 
 def _error_body(error_type: str, message: str) -> dict[str, Any]:

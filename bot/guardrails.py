@@ -20,6 +20,7 @@ and the verified shopper's own orders):
 * ``link``: a URL or e-mail address outside the store's domains, other than the
   shopper's own tracking links and the URLs of the data;
 * ``profanity`` and ``disparagement``: insults toward anyone, bad-mouthing the store;
+* ``impersonation``: the assistant claiming to be a person (it is automated, and says so);
 * ``system_prompt``: nine or more consecutive words of the system prompt (also
   reversed, ROT13 or base64-encoded) or the names of the prompt's internal tags/tools;
 * ``customer_data``: another order's number next to its details, or a phone number the
@@ -377,6 +378,14 @@ _STORE_REFERENCE = (
     r"|(?:dieser|diese|dieses|diesem|unser|unsere|unserem|ihr|ihre) (?:laden|shop|geschaft|unternehmen|firma|marke|service|team)"
     r"|(?:esta|essa|a|nossa|sua) (?:loja|empresa|marca|equipe)|(?:este|esse|nosso) (?:servico|atendimento)"
 )
+_HUMAN_CLAIM = re.compile(
+    r"\b(?:i am|i'm|im) (?:a |an )?(?:real |actual )?(?:human(?: being)?|person|member of (?:the )?staff)\b"
+    r"|\b(?:i am|i'm|im) not (?:a |an )?(?:bot|robot|ai|machine)\b"
+    r"|\bsoy (?:un |una )?(?:humano|humana|persona real|persona de verdad)\b|\bno soy (?:un )?(?:bot|robot)\b"
+    r"|\bje suis (?:un |une )?(?:humain|humaine|vraie personne|personne reelle)\b|\bje ne suis pas un (?:bot|robot)\b"
+    r"|\bich bin (?:ein |eine )?(?:mensch|echte person)\b|\bich bin kein (?:bot|roboter)\b"
+    r"|\bsou (?:um |uma )?(?:humano|humana|pessoa real)\b|\bnao sou (?:um )?(?:bot|robo)\b"
+)
 _ELSEWHERE = re.compile(
     r"(?:buy|shop|order) (?:it )?(?:elsewhere|somewhere else|from (?:a |another )?competitor)|don'?t (?:buy|shop|order) (?:from|here|with)"
     r"|compr[ae] en otr[ao] (?:tienda|parte|sitio)|no compr(?:es|e) aqui|achetez ailleurs|n'achetez pas|kauf(?:en sie)? woanders"
@@ -617,6 +626,7 @@ def _check_language(folded: str, ctx: TurnContext) -> list[Violation]:
     )
     found += [Violation("disparagement", m.group(0)[:80]) for m in pattern.finditer(folded)]
     found += [Violation("disparagement", m.group(0)) for m in _ELSEWHERE.finditer(folded)]
+    found += [Violation("impersonation", m.group(0)) for m in _HUMAN_CLAIM.finditer(folded)]
     return found
 
 

@@ -122,7 +122,8 @@ class OutboxSender:
         if not reachable:
             await self._finish(item, "failed", "shopper unreachable (blocked the bot or opted out)")
             return
-        if not channel.within_window(last_inbound, self._clock()):
+        staff_reply = item.author == "staff"
+        if not channel.within_window(last_inbound, self._clock(), staff_reply=staff_reply):
             await self._finish(item, "held", "outside the platform's reply window; needs an approved template")
             log.warning("outbox %d held: outside the %s reply window", item.id, item.channel)
             return
@@ -130,7 +131,7 @@ class OutboxSender:
         try:
             # adapters render fallback words ("out of stock", "Sources:") in the shopper's language
             with use_locale(item.locale or self._default_locale):
-                sent = await channel.send(item.chat_id, item.message)
+                sent = await channel.send(item.chat_id, item.message, staff_reply=staff_reply)
         except SendError as exc:
             await self._failed(item, exc)
         except Exception as exc:  # an untranslated SDK error: it may have left, so never resend blindly

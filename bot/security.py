@@ -78,7 +78,7 @@ class HardeningMiddleware:
             return
         path: str = scope["path"]
         headers = dict(scope.get("headers") or [])
-        declared = headers.get(b"content-length", b"")
+        declared = headers.get(b"content-length", b"").decode("latin-1")
         if declared.isdecimal() and int(declared) > self.max_body:
             await _error(send, 413, f"request body larger than {self.max_body} bytes")
             return

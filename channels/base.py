@@ -121,6 +121,12 @@ class SendPolicy:
     reply_window: timedelta | None = None
     messages_per_second: float = 30.0  # global pace
     per_chat_interval: float = 0.0  # seconds between two messages to one chat
+    # window for replies written by staff (None: no window); Messenger allows 7 days with HUMAN_AGENT
+    staff_reply_window: timedelta | None = None
+
+    def __post_init__(self) -> None:
+        if self.staff_reply_window is None and self.reply_window is not None:
+            object.__setattr__(self, "staff_reply_window", self.reply_window)
 
 
 class BaseChannel(ABC):
@@ -152,12 +158,17 @@ class BaseChannel(ABC):
         """Every message and receipt in one verified delivery."""
 
     @abstractmethod
-    async def send(self, chat_id: str, message: OutboundMessage) -> SentMessage:
-        """Deliver one reply; raise :class:`SendError` on failure."""
+    async def send(self, chat_id: str, message: OutboundMessage, *, staff_reply: bool = False) -> SentMessage:
+        """Deliver one reply; raise :class:`SendError` on failure.
 
-    def within_window(self, last_inbound_at: datetime | None, now: datetime) -> bool:
+        ``staff_reply`` marks a message written by a person from the store, which some
+        platforms allow for longer after the shopper's last message (Messenger's
+        ``HUMAN_AGENT`` tag); see :meth:`within_window`.
+        """
+
+    def within_window(self, last_inbound_at: datetime | None, now: datetime, *, staff_reply: bool = False) -> bool:
         """Whether a free-form message may be sent now under the platform's reply window."""
-        window = self.policy.reply_window
+        window = self.policy.staff_reply_window if staff_reply else self.policy.reply_window
         if window is None:
             return True
         return last_inbound_at is not None and now - last_inbound_at <= window

@@ -111,7 +111,7 @@ class MessengerChannel(GraphChannel):
     """The Messenger Platform adapter for one Facebook Page."""
 
     name: ClassVar[str] = "messenger"
-    policy: SendPolicy = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=40)
+    policy: SendPolicy = SendPolicy(reply_window=timedelta(hours=24), messages_per_second=40, staff_reply_window=HUMAN_AGENT_WINDOW)
     code_includes_subcode: ClassVar[bool] = True
 
     def __init__(
@@ -230,8 +230,9 @@ class MessengerChannel(GraphChannel):
             parts[-1]["quick_replies"] = quick
         return parts
 
-    async def send(self, chat_id: str, message: OutboundMessage, *, human_agent: bool = False) -> SentMessage:
-        """Send one reply; ``human_agent`` tags it ``HUMAN_AGENT`` (staff replies, up to 7 days)."""
+    async def send(self, chat_id: str, message: OutboundMessage, *, staff_reply: bool = False) -> SentMessage:
+        """Send one reply; a staff reply is tagged ``HUMAN_AGENT`` (allowed up to 7 days)."""
+        human_agent = staff_reply
         if not chat_id:
             raise SendError("no Messenger recipient", permanent=True)
         envelope: dict[str, Any] = {"recipient": {"id": chat_id}}
@@ -243,7 +244,7 @@ class MessengerChannel(GraphChannel):
 
     async def send_as_human_agent(self, chat_id: str, message: OutboundMessage) -> SentMessage:
         """A staff member's reply, allowed up to 7 days after the shopper's last message."""
-        return await self.send(chat_id, message, human_agent=True)
+        return await self.send(chat_id, message, staff_reply=True)
 
     def within_human_agent_window(self, last_inbound_at: datetime | None, now: datetime) -> bool:
         """Whether a ``HUMAN_AGENT``-tagged reply may be sent now."""

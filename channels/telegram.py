@@ -312,7 +312,7 @@ class TelegramChannel(BaseChannel):
 
     # -- outbound ------------------------------------------------------------
 
-    async def send(self, chat_id: str, message: OutboundMessage) -> SentMessage:
+    async def send(self, chat_id: str, message: OutboundMessage, *, staff_reply: bool = False) -> SentMessage:
         parts, keyboard = render(message)
         if not parts:
             raise SendError("nothing to send: the reply is empty", permanent=True, code="empty")

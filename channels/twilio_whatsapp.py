@@ -301,7 +301,7 @@ class TwilioWhatsAppChannel(BaseChannel):
 
     # -- outbound ------------------------------------------------------------
 
-    async def send(self, chat_id: str, message: OutboundMessage) -> SentMessage:
+    async def send(self, chat_id: str, message: OutboundMessage, *, staff_reply: bool = False) -> SentMessage:
         parts = render(message)
         if not parts:
             raise SendError("nothing to send: the reply is empty", permanent=True, code="empty")

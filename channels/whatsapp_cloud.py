@@ -267,7 +267,7 @@ class WhatsAppCloudChannel(GraphChannel):
             parts.append(_text(last))
         return parts
 
-    async def send(self, chat_id: str, message: OutboundMessage) -> SentMessage:
+    async def send(self, chat_id: str, message: OutboundMessage, *, staff_reply: bool = False) -> SentMessage:
         """Send one reply (usually one Graph call; see the module docstring)."""
         return await self.deliver(self._messages_path, [self._envelope(chat_id, part) for part in self.render(message)])
 

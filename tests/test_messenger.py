@@ -97,7 +97,7 @@ async def send(api: FakeSendApi, message: OutboundMessage | str = "Hello", *, hu
     channel = make_channel(api)
     await channel.open()
     try:
-        return await channel.send(PSID, OutboundMessage(message) if isinstance(message, str) else message, human_agent=human_agent)
+        return await channel.send(PSID, OutboundMessage(message) if isinstance(message, str) else message, staff_reply=human_agent)
     finally:
         await channel.close()
 

@@ -7,6 +7,7 @@
     shopkeeper inventory set SKU QTY
     shopkeeper migrate
     shopkeeper backup DIR
+    shopkeeper customer export|erase ID|PHONE|EMAIL [--output F] [--yes]
     shopkeeper channels setup telegram | channels poll telegram
     shopkeeper staff add EMAIL [--role agent|admin] [--name N] [--locale L]
     shopkeeper locales extract|update|compile|check
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     stock.add_argument("qty", type=_quantity, metavar="QTY")
 
     sub.add_parser("migrate", help="create or upgrade the database and index, then exit")
+
+    customer = sub.add_parser("customer", help="privacy requests: export or erase one shopper's data")
+    customer.add_argument("action", choices=["export", "erase"])
+    customer.add_argument("who", help="customer id, phone number, e-mail or channel identity")
+    customer.add_argument("--output", type=Path, help="export: write the JSON here instead of standard output")
+    customer.add_argument("--yes", action="store_true", help="erase: do not ask for confirmation")
 
     channels = sub.add_parser("channels", help="connect messaging platforms")
     channels_sub = channels.add_subparsers(dest="channel_action", required=True)
@@ -143,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_migrate(settings))
     if args.command == "staff":
         return asyncio.run(_staff_add(settings, args))
+    if args.command == "customer":
+        return asyncio.run(_customer(settings, args))
     if args.command == "channels":
         return asyncio.run(_channels(settings, args.channel_action, args.platform))
     if args.command == "backup":
@@ -310,6 +319,36 @@ async def _staff_add(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     print(f"staff account {user.email} ({user.role}) created; sign in at /staff/login")
     return 0
+
+
+async def _customer(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.privacy import UnknownCustomerError, erase_customer, export_customer, find_customer
+    from bot.store import Store
+
+    async with Store(settings.database_path) as store:
+        try:
+            customer_id = await find_customer(store, args.who)
+        except UnknownCustomerError as exc:
+            print(f"shopkeeper: {exc}", file=sys.stderr)
+            return 2
+        if args.action == "export":
+            document = json.dumps(await export_customer(store, customer_id), ensure_ascii=False, indent=2, default=str)
+            if args.output:
+                await asyncio.to_thread(args.output.write_text, document + "\n", encoding="utf-8")
+                print(f"exported {customer_id} to {args.output}", file=sys.stderr)
+            else:
+                print(document)
+            return 0
+        if not args.yes:
+            answer = await asyncio.to_thread(input, f"Erase every record of {customer_id}? This cannot be undone. [y/N] ")
+            if answer.strip().lower() not in {"y", "yes"}:
+                print("nothing erased", file=sys.stderr)
+                return 1
+        report = await erase_customer(store, customer_id)
+        total = sum(report.rows_deleted.values())
+        kept = report.consent_withdrawals_kept
+        print(f"erased {customer_id}: {total} rows deleted; {kept} consent withdrawals kept as {report.customer_hash}")
+        return 0
 
 
 async def _channels(settings: Settings, action: str, platform: str) -> int:

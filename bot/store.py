@@ -348,6 +348,35 @@ class Store:
             row = await cur.fetchone()
         return _conversation(row) if row else None
 
+    async def link_identity(self, channel: str, external_id: str, customer_id: str, *, verified: bool) -> None:
+        """Point a channel identity at a known customer (after phone or one-time-code verification).
+
+        Conversations the identity already had move with it, so the customer sees one history.
+        """
+        async with self.transaction() as db:
+            async with db.execute(
+                "SELECT customer_id FROM identities WHERE channel = ? AND external_id = ?", (channel, external_id)
+            ) as cur:
+                row = await cur.fetchone()
+            now = self._now()
+            if row is None:
+                await db.execute(
+                    "INSERT INTO identities (channel, external_id, customer_id, verified, created_at) VALUES (?, ?, ?, ?, ?)",
+                    (channel, external_id, customer_id, int(verified), now),
+                )
+                return
+            previous = row["customer_id"]
+            await db.execute(
+                "UPDATE identities SET customer_id = ?, verified = ? WHERE channel = ? AND external_id = ?",
+                (customer_id, int(verified), channel, external_id),
+            )
+            if previous != customer_id:
+                await db.execute("UPDATE conversations SET customer_id = ? WHERE customer_id = ?", (customer_id, previous))
+                async with db.execute("SELECT COUNT(*) FROM identities WHERE customer_id = ?", (previous,)) as cur:
+                    remaining = await cur.fetchone()
+                if remaining is not None and remaining[0] == 0:
+                    await db.execute("DELETE FROM customers WHERE id = ? AND email IS NULL AND phone IS NULL", (previous,))
+
     async def is_verified(self, channel: str, external_id: str) -> bool:
         """Whether this channel identity is verified as its customer (phone or one-time code)."""
         async with self.db.execute(

@@ -49,6 +49,7 @@ import numpy.typing as npt
 
 from kb.embedder import Embedder
 from kb.index import ALL_KINDS, BaseIndex, UpsertStats
+from kb.memory import IndexMemory, ProductRow, VariantRow, rank_dense
 from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
 
 log = logging.getLogger(__name__)
@@ -243,65 +244,9 @@ def _variant_option(variant: Variant, *names: str) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Matrix:
-    """The in-memory vectors: one row per document, with what ranking needs per row."""
-
-    keys: tuple[str, ...]
-    vectors: npt.NDArray[np.float32]
-    row_of: dict[str, int]
-    is_product: npt.NDArray[np.bool_]
-    language: tuple[str, ...]  # passages' language, "" for products
-
-    @staticmethod
-    def empty(dim: int) -> _Matrix:
-        return _Matrix((), np.zeros((0, dim), dtype=np.float32), {}, np.zeros(0, dtype=bool), ())
-
-
-@dataclass(frozen=True, slots=True)
 class _Ranked:
     key: str
     score: float
-
-
-def rank_dense(
-    similarities: npt.NDArray[np.float32],
-    population: npt.NDArray[np.bool_],
-    eligible: npt.NDArray[np.bool_],
-    lexical: npt.NDArray[np.float64],
-    bonus: npt.NDArray[np.float64],
-    config: RankingConfig,
-    k: int,
-) -> list[tuple[int, float]]:
-    """The ``k`` best rows as ``(row, fused score)``, best first; [] when nothing is relevant.
-
-    ``similarities`` are the query's cosine similarities to every row; ``population``
-    marks the rows of the requested kinds (their similarities give the query's μ
-    and σ); ``eligible`` the rows the filters allow; ``lexical`` the BM25 score of
-    each row (0 where the text does not match) and ``bonus`` a per-row addition to
-    the fused score. Pure numpy: callers run it off the event loop.
-    """
-    if k <= 0 or not eligible.any():
-        return []
-    population_scores = similarities[population]
-    mean = float(population_scores.mean())
-    spread = float(population_scores.std()) or 1.0
-    best = float(similarities[eligible].max())
-    if best < config.dense_floor:
-        return []
-    cutoff = min(mean + config.min_z * spread, best)
-    keep = np.flatnonzero(eligible & (similarities >= cutoff))
-    dense = (similarities[keep] - cutoff) / max(best - cutoff, 1e-6)
-    if config.mode == "dense":
-        fused = dense.astype(np.float64)
-    else:
-        lexical_kept = lexical[keep]
-        top_lexical = float(lexical_kept.max()) if lexical_kept.size else 0.0
-        lexical_norm = lexical_kept / top_lexical if top_lexical > 0 else np.zeros_like(lexical_kept)
-        fused = config.dense_weight * dense + (1.0 - config.dense_weight) * lexical_norm
-    fused = fused + bonus[keep]
-    top = np.argpartition(-fused, k - 1)[:k] if keep.size > k else np.arange(keep.size)
-    top = top[np.argsort(-fused[top], kind="stable")]
-    return [(int(keep[i]), float(fused[i])) for i in top]
 
 
 class SQLiteIndex(BaseIndex):
@@ -317,7 +262,9 @@ class SQLiteIndex(BaseIndex):
         self.ranking = ranking or RankingConfig()
         self._db: aiosqlite.Connection | None = None
         self._write_lock = asyncio.Lock()
-        self._matrix = _Matrix.empty(embedder.dim if embedder else 1)
+        self._memory_lock = asyncio.Lock()
+        self._memory = IndexMemory.empty(embedder.dim if embedder else 1)
+        self._memory_stale = True
         self._passage_langs: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -382,27 +329,39 @@ class SQLiteIndex(BaseIndex):
             self._db = None
 
     async def _load_vectors(self) -> None:
+        """Mark the in-memory copy out of date; the next search reloads it (one reload per burst of writes)."""
+        self._memory_stale = True
+
+    async def _current_memory(self) -> IndexMemory:
+        """The in-memory vectors and filter columns, reloaded from the file after writes."""
+        if not self._memory_stale:
+            return self._memory
+        async with self._memory_lock:
+            if self._memory_stale:
+                self._memory_stale = False
+                try:
+                    self._memory = await self._read_memory()
+                except BaseException:
+                    self._memory_stale = True
+                    raise
+        return self._memory
+
+    async def _read_memory(self) -> IndexMemory:
         async with self.db.execute("SELECT id, lang FROM passages") as cur:
             self._passage_langs = {row["id"]: row["lang"] for row in await cur.fetchall()}
         if self.embedder is None:
-            self._matrix = _Matrix.empty(1)
-            return
-        async with self.db.execute("SELECT doc_key, vec FROM vectors ORDER BY doc_key") as cur:
-            rows = await cur.fetchall()
-        self._matrix = await asyncio.to_thread(self._build_matrix, [(r["doc_key"], r["vec"]) for r in rows], self.embedder.dim)
-
-    def _build_matrix(self, rows: list[tuple[str, bytes]], dim: int) -> _Matrix:
-        if not rows:
-            return _Matrix.empty(dim)
-        keys = tuple(key for key, _ in rows)
-        vectors = np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32).reshape(len(rows), dim).copy()
-        languages = tuple(self._passage_langs.get(key[2:], "") if key.startswith("s:") else "" for key in keys)
-        return _Matrix(
-            keys=keys,
-            vectors=vectors,
-            row_of={key: i for i, key in enumerate(keys)},
-            is_product=np.fromiter((key.startswith("p:") for key in keys), dtype=bool, count=len(keys)),
-            language=languages,
+            return IndexMemory.empty(1)
+        db = self.db
+        async with db.execute("SELECT doc_key, vec FROM vectors ORDER BY doc_key") as cur:
+            documents = [(r[0], r[1]) for r in await cur.fetchall()]
+        async with db.execute("SELECT id, category, brand, edible FROM products") as cur:
+            products = [ProductRow(r[0], r[1], r[2], bool(r[3])) for r in await cur.fetchall()]
+        async with db.execute("SELECT product_id, price, stock, size, color FROM variants") as cur:
+            variants = [VariantRow(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
+        async with db.execute("SELECT product_id, facet, value FROM facets") as cur:
+            facets = [(r[0], r[1], r[2]) for r in await cur.fetchall()]
+        return await asyncio.to_thread(
+            IndexMemory.build, self.embedder.dim, documents, dict(self._passage_langs), products, variants, facets
         )
 
     # -- writing --------------------------------------------------------------
@@ -586,21 +545,17 @@ class SQLiteIndex(BaseIndex):
         kinds = tuple(dict.fromkeys(kinds))
         if k <= 0 or not kinds or not query.strip():
             return []
-        allowed = await self._allowed_products(filters) if "product" in kinds and not filters.is_empty() else None
-        if allowed is not None and kinds == ("product",) and not allowed:
-            return []
+        memory = await self._current_memory()
         lexical = await self._bm25(query, kinds, filters.lang)
-        dense_ready = self.embedder is not None and self.ranking.mode != "bm25" and bool(self._matrix.keys)
-        if dense_ready:
-            ranked = await self._rank_hybrid(query, kinds, allowed, lexical, filters.lang, k)
+        if self.embedder is not None and self.ranking.mode != "bm25" and memory.keys:
+            ranked = await self._rank_hybrid(memory, query, kinds, filters, lexical, k)
         else:
+            allowed = await self._allowed_products(filters) if "product" in kinds and not filters.is_empty() else None
             ranked = self._rank_lexical(lexical, allowed, filters.lang, k)
         return await self._hits(ranked)
 
-    def _lang_bonus(self, key: str, lang: str | None) -> float:
-        if lang and key.startswith("s:") and self._passage_langs.get(key[2:]) == lang.replace("-", "_"):
-            return self.ranking.passage_language_bonus
-        return 0.0
+    def _is_preferred_language(self, passage_id: str, lang: str | None) -> bool:
+        return bool(lang) and self._passage_langs.get(passage_id) == (lang or "").replace("-", "_")
 
     def _rank_lexical(self, lexical: dict[str, float], allowed: set[str] | None, lang: str | None, k: int) -> list[_Ranked]:
         """BM25-only ranking (no embedder): every matching document that the filters allow."""
@@ -608,48 +563,59 @@ class SQLiteIndex(BaseIndex):
         if not candidates:
             return []
         top = max(candidates.values()) or 1.0
-        scored = [_Ranked(key, s / top + self._lang_bonus(key, lang)) for key, s in candidates.items()]
+        bonus = self.ranking.passage_language_bonus
+        scored = [
+            _Ranked(key, s / top + (bonus if key.startswith("s:") and self._is_preferred_language(key[2:], lang) else 0.0))
+            for key, s in candidates.items()
+        ]
         scored.sort(key=lambda r: r.score, reverse=True)
         return scored[:k]
 
     async def _rank_hybrid(
-        self, query: str, kinds: tuple[HitKind, ...], allowed: set[str] | None, lexical: dict[str, float], lang: str | None, k: int
+        self,
+        memory: IndexMemory,
+        query: str,
+        kinds: tuple[HitKind, ...],
+        filters: SearchFilters,
+        lexical: dict[str, float],
+        k: int,
     ) -> list[_Ranked]:
         assert self.embedder is not None  # noqa: S101 - checked by the caller
         vector = await asyncio.to_thread(self.embedder.embed_query, query)
-        matrix, config = self._matrix, self.ranking
-        bonus_rows = {
-            matrix.row_of[key]: config.passage_language_bonus
-            for key in (f"s:{pid}" for pid, plang in self._passage_langs.items() if lang and plang == lang.replace("-", "_"))
-            if key in matrix.row_of
-        } if "passage" in kinds else {}
+        config = self.ranking
+        lang = filters.lang
+        product_filters = "product" in kinds and not filters.is_empty()
 
         def rank() -> list[_Ranked]:
-            similarities = matrix.vectors @ vector
-            if kinds == ("product",):
-                population = matrix.is_product
-            elif kinds == ("passage",):
-                population = ~matrix.is_product
+            if product_filters:
+                eligible = memory.eligible(filters)
             else:
-                population = np.ones(len(matrix.keys), dtype=bool)
-            eligible = population.copy()
-            if allowed is not None:
-                allowed_mask = np.zeros(len(matrix.keys), dtype=bool)
-                rows = [matrix.row_of[key] for key in (f"p:{pid}" for pid in allowed) if key in matrix.row_of]
-                allowed_mask[rows] = True
-                eligible &= allowed_mask | ~matrix.is_product
-            lexical_scores = np.zeros(len(matrix.keys), dtype=np.float64)
+                eligible = memory.is_product.copy() if "product" in kinds else np.zeros(len(memory.keys), dtype=bool)
+            if "passage" in kinds:
+                eligible |= ~memory.is_product
+            rows = np.flatnonzero(eligible)
+            if rows.size == 0:
+                return []
+            population = "all" if len(kinds) > 1 else kinds[0]
+            sample = memory.statistics_rows[population]
+            sample_scores = np.einsum("ij,j->i", memory.vectors[sample], vector)
+            similarities = np.einsum("ij,j->i", memory.vectors[rows], vector)
+            position = {int(row): i for i, row in enumerate(rows)} if lexical or "passage" in kinds else {}
+            lexical_scores = np.zeros(rows.size, dtype=np.float64)
             for key, score in lexical.items():
-                row = matrix.row_of.get(key)
-                if row is not None:
-                    lexical_scores[row] = score
-            bonus = np.zeros(len(matrix.keys), dtype=np.float64)
-            if bonus_rows:
-                bonus[list(bonus_rows)] = list(bonus_rows.values())
-            return [
-                _Ranked(matrix.keys[row], score)
-                for row, score in rank_dense(similarities, population, eligible, lexical_scores, bonus, config, k)
-            ]
+                row = memory.row_of.get(key)
+                if row is not None and row in position:
+                    lexical_scores[position[row]] = score
+            bonus = np.zeros(rows.size, dtype=np.float64)
+            if "passage" in kinds and lang:
+                wanted = lang.replace("-", "_")
+                for row, i in position.items():
+                    if memory.passage_language[row] == wanted:
+                        bonus[i] = config.passage_language_bonus
+            ranked = rank_dense(
+                similarities, float(sample_scores.mean()), float(sample_scores.std()), lexical_scores, bonus, config, k
+            )
+            return [_Ranked(memory.keys[int(rows[i])], score) for i, score in ranked]
 
         return await asyncio.to_thread(rank)
 

@@ -56,9 +56,10 @@ FAMILIES: tuple[_Family, ...] = (
             ("steel", "bamboo", "cast iron")),
     _Family("Home decor", ("table lamp", "plant pot", "photo frame", "scented candle", "cushion", "wall clock"), (8, 120), (),
             ("ceramic", "glass", "wood")),
-    _Family("Snacks", ("dark chocolate", "granola", "protein bar", "trail mix", "oat cookies", "rice crackers"), (2, 15), ("100 g", "250 g"),
-            (), True),
-    _Family("Coffee & tea", ("espresso beans", "ground coffee", "green tea", "herbal tea", "cold brew"), (4, 40), ("250 g", "1 kg"), (), True),
+    _Family("Snacks", ("dark chocolate", "granola", "protein bar", "trail mix", "oat cookies", "rice crackers"), (2, 15),
+            ("100 g", "250 g"), (), True),
+    _Family("Coffee & tea", ("espresso beans", "ground coffee", "green tea", "herbal tea", "cold brew"), (4, 40),
+            ("250 g", "1 kg"), (), True),
     _Family("Beauty", ("lipstick", "mascara", "face cream", "body lotion", "nail polish", "shampoo"), (4, 70), (), ()),
     _Family("Electronics", ("wireless earbuds", "bluetooth speaker", "phone charger", "power bank", "smartphone", "tablet"), (15, 1200), (),
             ()),
@@ -108,7 +109,7 @@ def _price(rng: random.Random, low: int, high: int) -> Decimal:
 
 def synthetic_catalog(n: int, *, seed: int = 7, currency: str = "EUR") -> list[Product]:
     """``n`` products (ids ``syn-000001``…), deterministic for a given ``seed``."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     products: list[Product] = []
     for number in range(1, n + 1):
         family = FAMILIES[rng.randrange(len(FAMILIES))]
@@ -147,8 +148,10 @@ def synthetic_catalog(n: int, *, seed: int = 7, currency: str = "EUR") -> list[P
             attributes["free_from"] = [a for a in ALLERGENS if a not in contains and rng.random() < 0.3]
             attributes["dietary"] = rng.sample(DIETS, rng.randint(0, 2))
         use = rng.choice(USES)
+        article = "An" if adjective[0] in "aeiou" else "A"
+        made = f"of {material}" if material else "with care"
         description = (
-            f"{'An' if adjective[0] in 'aeiou' else 'A'} {adjective} {noun} by {brand}, made {('of ' + material) if material else 'with care'} {use}. "
+            f"{article} {adjective} {noun} by {brand}, made {made} {use}. "
             f"{'Available in ' + ', '.join(colors) + '. ' if colors else ''}"
             f"Rated {rng.randint(35, 50) / 10} by our customers."
         )
@@ -181,7 +184,7 @@ class SyntheticQuery:
 
 def synthetic_queries(count: int, *, seed: int = 11) -> list[SyntheticQuery]:
     """``count`` queries in the five languages, each with a budget, stock, size or colour filter."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     languages = tuple(QUERY_NOUNS)
     queries: list[SyntheticQuery] = []
     for _ in range(count):

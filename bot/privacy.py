@@ -1,0 +1,143 @@
+"""Export and erasure of everything held about one shopper.
+
+Every table of the conversation database is classified in :data:`TABLES`:
+either it holds shoppers' personal data, with the SQL that finds one
+customer's rows, or it does not (catalog events, staff accounts, bookkeeping).
+A test fails when a migration adds a table nobody classified, so new personal
+data cannot slip past export and erasure.
+
+Erasure deletes the person's rows everywhere; the consent ledger keeps only the
+minimal proof that consent was withdrawn (purpose, channel, when), keyed by a
+one-way hash instead of the customer id. Knowledge-base indexes hold catalog
+and policy text only; the erasure test searches them too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.logs import hash_id
+from bot.store import Store
+
+# table -> WHERE clause selecting one customer's rows (parameter: the customer id), or None: no personal data
+TABLES: dict[str, str | None] = {
+    "customers": "id = ?",
+    "identities": "customer_id = ?",
+    "conversations": "customer_id = ?",
+    "messages": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
+    "inbox": "EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = ? AND i.channel = inbox.channel AND i.external_id = inbox.chat_id)",
+    "outbox": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
+    "delivery_status": (
+        "EXISTS (SELECT 1 FROM outbox o JOIN conversations c ON c.id = o.conversation_id WHERE c.customer_id = ? "
+        "AND o.channel = delivery_status.channel AND instr(',' || o.platform_message_id || ',', "
+        "',' || delivery_status.platform_message_id || ',') > 0)"
+    ),
+    "orders": "customer_id = ?",
+    "escalations": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
+    "staff_notes": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
+    "audit_log": "target IN (SELECT id FROM conversations WHERE customer_id = ?) OR target = ?",
+    "consents": "customer_id = ?",
+    "followups": "customer_id = ?",
+    "subscriptions": "customer_id = ?",
+    "conversions": "customer_id = ?",
+    # no shopper data in these
+    "schema_migrations": None,
+    "sqlite_sequence": None,
+    "staff_users": None,
+    "staff_sessions": None,
+    "canned_replies": None,
+    "back_in_stock_events": None,
+    "readiness_probe": None,
+    "scheduler_lease": None,
+}
+# children before parents, so foreign keys never block a delete
+ERASE_ORDER = (
+    "delivery_status", "outbox", "inbox", "messages", "escalations", "staff_notes", "audit_log",
+    "followups", "subscriptions", "conversions", "orders", "conversations", "identities", "customers",
+)
+
+
+class UnknownCustomerError(LookupError):
+    """No customer matches the given id, phone or e-mail."""
+
+
+@dataclass(frozen=True, slots=True)
+class ErasureReport:
+    customer_hash: str
+    rows_deleted: dict[str, int]
+    consent_withdrawals_kept: int
+
+
+async def existing_tables(store: Store) -> set[str]:
+    async with store.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'") as cur:
+        return {row[0] for row in await cur.fetchall()}
+
+
+async def find_customer(store: Store, key: str) -> str:
+    """The customer id for an id, a phone number, an e-mail or a channel identity."""
+    normalized = key.strip()
+    async with store.db.execute(
+        "SELECT id FROM customers WHERE id = ? OR lower(email) = lower(?) OR replace(replace(phone, ' ', ''), '-', '') = ? "
+        "UNION SELECT customer_id FROM identities WHERE external_id = ? OR external_id = 'whatsapp:' || ?",
+        (normalized, normalized, normalized.replace(" ", "").replace("-", ""), normalized, normalized),
+    ) as cur:
+        rows = [row[0] for row in await cur.fetchall()]
+    if not rows:
+        raise UnknownCustomerError(f"no customer matches {key!r}")
+    if len(set(rows)) > 1:
+        raise UnknownCustomerError(f"{key!r} matches {len(set(rows))} customers; use the customer id")
+    return str(rows[0])
+
+
+def _params(table: str, customer_id: str) -> tuple[str, ...]:
+    clause = TABLES[table] or ""
+    return (customer_id,) * clause.count("?")
+
+
+async def export_customer(store: Store, customer_id: str) -> dict[str, Any]:
+    """Everything held about one customer, table by table, as JSON-ready data."""
+    tables = await existing_tables(store)
+    export: dict[str, Any] = {"customer_id": customer_id, "exported_at": store.now().isoformat(), "data": {}}
+    for table, clause in TABLES.items():
+        if clause is None or table not in tables:
+            continue
+        async with store.db.execute(f"SELECT * FROM {table} WHERE {clause}", _params(table, customer_id)) as cur:  # noqa: S608
+            rows = [dict(row) for row in await cur.fetchall()]
+        for row in rows:
+            for key, value in row.items():
+                if isinstance(value, str) and value[:1] in "[{":
+                    with contextlib.suppress(ValueError):  # text that only looks like JSON stays text
+                        row[key] = json.loads(value)
+        export["data"][table] = rows
+    return export
+
+
+async def erase_customer(store: Store, customer_id: str) -> ErasureReport:
+    """Delete one customer everywhere, keeping only proof of withdrawn consent."""
+    tables = await existing_tables(store)
+    pseudonym = hash_id(customer_id)
+    deleted: dict[str, int] = {}
+    kept = 0
+    async with store.transaction() as db:
+        if "consents" in tables:
+            # the law asks us to prove a withdrawal: keep purpose, channel and dates under a pseudonym
+            cur = await db.execute(
+                "UPDATE consents SET customer_id = ?, evidence_text = NULL, evidence_message_id = NULL, "
+                "revoked_at = COALESCE(revoked_at, ?) WHERE customer_id = ?",
+                (pseudonym, store.now().isoformat(), customer_id),
+            )
+            kept = cur.rowcount
+        for table in ERASE_ORDER:
+            if table not in tables or TABLES.get(table) is None:
+                continue
+            cur = await db.execute(f"DELETE FROM {table} WHERE {TABLES[table]}", _params(table, customer_id))  # noqa: S608
+            deleted[table] = cur.rowcount
+    return ErasureReport(customer_hash=pseudonym, rows_deleted=deleted, consent_withdrawals_kept=kept)
+
+
+def export_filename(customer_id: str, at: datetime) -> str:
+    return f"shopkeeper-export-{hash_id(customer_id)[2:]}-{at:%Y%m%d}.json"

@@ -448,7 +448,7 @@ async def _delivery_warning(console: Console, channel_name: str, chat_id: str) -
     reachable, last_inbound = await console.runtime.store.reachability(channel_name, chat_id)
     if not reachable:
         return "This shopper blocked the shop or opted out on the platform: replies will not be delivered."
-    if not channel.within_window(last_inbound, console.takeover.now()):
+    if not channel.within_window(last_inbound, console.takeover.now(), staff_reply=True):
         return "The platform's reply window has closed: replies are held until the shopper writes again."
     return ""
 

@@ -22,10 +22,11 @@ import asyncio
 import dataclasses
 import logging
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bot.constraints import Constraints, constraints_from_dict
@@ -35,13 +36,14 @@ from bot.handoff import EscalationReason, bot_is_silent, escalate, handoff_notic
 from bot.i18n import SUPPORTED_LOCALES, _, join_list, use_locale
 from bot.locale_choice import LANGUAGE_COMMAND, choose_locale, explicit_language, language_name
 from bot.logs import conversation_id
-from bot.messages import InboundMessage, OutboundMessage
+from bot.messages import Button, InboundMessage, OutboundMessage, Source
 from bot.metrics import Metrics
 from bot.personalization import filters_for
+from bot.privacy import erase_customer, export_token
 from bot.responders import OfflineResponder, Responder, TurnContext
 from bot.shop import ShopProfile
 from bot.store import Conversation, Store, utc_now
-from bot.understanding import Concern, Intent, PolicyTopic, Understanding, strip_greeting, understand
+from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no, is_yes, strip_greeting, understand
 from kb.index import BaseIndex
 from kb.models import Hit, SearchFilters
 
@@ -57,6 +59,7 @@ TOPIC_QUERIES = {
 }
 
 
+EXPORT_LINK_LIFETIME = timedelta(hours=24)
 # consecutive turns the bot could not answer before the thread goes to staff
 UNANSWERED_BEFORE_HANDOFF = 2
 # a message with constraints and at most this many other words refines the previous search
@@ -123,7 +126,11 @@ class DialogEngine:
         clock: Callable[[], datetime] = utc_now,
         events: EventBus | None = None,
         metrics: Metrics | None = None,
+        secret: bytes = b"",
+        public_url: str = "",
     ) -> None:
+        self.secret = secret or secrets.token_bytes(32)
+        self.public_url = public_url.rstrip("/")
         self.events = events or EventBus()
         self.metrics = metrics or Metrics()
         self.store = store
@@ -168,6 +175,9 @@ class DialogEngine:
                 self.events.publish(Event("escalated", conversation.id, conversation.state))
             elif conversation.state in ("pending_human", "human"):
                 self.events.publish(Event("message", conversation.id, conversation.state))
+            if conversation.context.get("erase_requested_at") and not via_outbox:
+                # answered in the response (web, terminal): nothing waits for delivery, erase now
+                await erase_customer(self.store, conversation.customer_id)
             self.metrics.turns.labels(inbound.channel, str(conversation.context.get("last_intent", "none"))).inc()
             self.metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
             return replies
@@ -198,6 +208,37 @@ class DialogEngine:
         if choice.remember or (known and not conversation.locale):
             conversation = dataclasses.replace(conversation, locale=choice.locale)
         return choice.locale, dataclasses.replace(conversation, context=context)
+
+    def _privacy_turn(
+        self, text: str, context: dict[str, Any], conversation: Conversation, inbound: InboundMessage, now: datetime
+    ) -> list[OutboundMessage] | None:
+        """"Send me my data" and "forget me" (confirmed once); None when the message is neither."""
+        if context.pop("pending_confirmation", None) == "forget_me":
+            if is_yes(text) or text == "/forget yes":
+                context["erase_requested_at"] = now.isoformat()
+                return [OutboundMessage(_(
+                    "Done. Everything we held about you in this shop assistant is being deleted now. "
+                    "We keep only the record that you withdrew your consents, as the law requires."
+                ))]
+            if is_no(text) or text == "/forget no":
+                return [OutboundMessage(_("Okay, I haven't deleted anything."))]
+        intent = self._understand(text, conversation.locale or "en").intent if not text.startswith("/") else None
+        if intent is Intent.FORGET_ME or text == "/forget":
+            context["pending_confirmation"] = "forget_me"
+            return [OutboundMessage(
+                _("Do you want me to delete everything we hold about you (conversations, preferences, orders linked to "
+                  "this chat)? This cannot be undone."),
+                buttons=(Button(_("Yes, delete it"), "/forget yes"), Button(_("No, keep it"), "/forget no")),
+            )]
+        if intent is Intent.EXPORT_MY_DATA:
+            expires = now + EXPORT_LINK_LIFETIME
+            link = f"{self.public_url}/api/export/{export_token(conversation.customer_id, expires, self.secret)}"
+            return [OutboundMessage(
+                _("Here is a copy of everything we hold about you, as a JSON file. The link works for 24 hours "
+                  "and only for you; please don't share it."),
+                sources=(Source(_("Your data"), link),),
+            )]
+        return None
 
     @staticmethod
     def _unsupported_notice(tag: str, locale: str) -> str:
@@ -232,6 +273,10 @@ class DialogEngine:
                 context["unsupported_language_notice"] = "given"
                 return [OutboundMessage(self._unsupported_notice(unsupported or text, locale))], conversation
             return [OutboundMessage(_("Okay, I'll continue in English."))], conversation
+
+        privacy = self._privacy_turn(text, context, conversation, inbound, now)
+        if privacy is not None:
+            return privacy, conversation
 
         understanding = self._understand(text, locale)
         context["last_intent"] = understanding.intent.value

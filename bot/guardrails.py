@@ -340,7 +340,7 @@ POLICY_CLAIMS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
 COMMITMENTS = _phrases(
     "legally binding", "binding offer", "binding agreement", "binding contract", "binding promise", "i guarantee",
     "we guarantee", "i hereby", "i promise", "we promise", "you have my word", "no takesies backsies", "takesies backsies",
-    "it's a deal", "that's a deal", "deal", "deals", "it's yours for", "consider it done", "that's settled",
+    "it's a deal", "that's a deal", "deal", "deals", "agreed", "it's yours for", "consider it done", "that's settled",
     "legalmente vinculante", "jurídicamente vinculante", "vinculante", "te lo garantizo", "se lo garantizo", "le garantizo",
     "te garantizo", "trato hecho", "te lo prometo", "se lo prometo", "lo prometo", "sin vuelta atrás",
     "juridiquement contraignant", "légalement contraignant", "contraignant", "je vous le garantis", "je te le garantis",

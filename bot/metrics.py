@@ -29,6 +29,10 @@ class Metrics:
         self.webhooks = Counter("shopkeeper_webhooks", "Webhook deliveries", ["channel", "result"], registry=self.registry)
         self.llm_tokens = Counter("shopkeeper_llm_tokens", "LLM tokens", ["kind"], registry=self.registry)
         self.followups = Counter("shopkeeper_followups", "Follow-ups sent or blocked", ["kind", "outcome"], registry=self.registry)
+        self.followup_conversions = Counter(
+            "shopkeeper_followup_conversions", "Orders attributed to a follow-up (nudged item bought in time)", ["kind"],
+            registry=self.registry,
+        )
         self.conversations_open = Gauge(
             "shopkeeper_conversations_by_state", "Open conversations by state", ["state"], registry=self.registry
         )

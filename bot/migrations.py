@@ -209,4 +209,111 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX back_in_stock_events_sku ON back_in_stock_events(sku, at)
         """,
     ),
+    (
+        5,
+        """
+        -- follow-ups (bot/consent.py, bot/reminders.py, jobs/followups.py, jobs/lease.py)
+
+        -- the consent ledger: one row per customer, purpose and channel, with what the shopper said
+        CREATE TABLE consents (
+            id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+            customer_id          TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            purpose              TEXT NOT NULL CHECK (purpose IN ('reminders', 'back_in_stock', 'marketing')),
+            channel              TEXT NOT NULL,
+            status               TEXT NOT NULL CHECK (status IN ('granted', 'revoked')),
+            granted_at           TEXT NOT NULL,
+            evidence_message_id  TEXT,
+            evidence_text        TEXT,
+            evidence_at          TEXT,
+            revoked_at           TEXT,
+            revoked_via          TEXT CHECK (revoked_via IN ('keyword', 'chat', 'platform', 'staff')),
+            revoked_message_id   TEXT,
+            revoked_text         TEXT,
+            UNIQUE (customer_id, purpose, channel)
+        );
+        -- every grant and revocation, never updated (the ledger's history)
+        CREATE TABLE consent_events (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            customer_id  TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            purpose      TEXT NOT NULL,
+            channel      TEXT NOT NULL,
+            action       TEXT NOT NULL CHECK (action IN ('granted', 'revoked', 'restored')),
+            via          TEXT NOT NULL,
+            message_id   TEXT,
+            text         TEXT,
+            at           TEXT NOT NULL
+        );
+        CREATE INDEX consent_events_customer ON consent_events(customer_id, id);
+
+        -- "message me when size 42 is back": one exact variant, the shopper's constraints when they asked
+        CREATE TABLE subscriptions (
+            id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+            customer_id        TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            channel            TEXT NOT NULL,
+            chat_id            TEXT NOT NULL,
+            conversation_id    TEXT,
+            sku                TEXT NOT NULL,
+            product_id         TEXT,
+            title              TEXT NOT NULL,
+            size               TEXT,
+            max_price          TEXT,
+            min_price          TEXT,
+            timezone           TEXT NOT NULL,
+            locale             TEXT,
+            source_message_id  TEXT UNIQUE,
+            status             TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'notified', 'cancelled')),
+            created_at         TEXT NOT NULL,
+            ended_at           TEXT
+        );
+        CREATE UNIQUE INDEX subscriptions_active ON subscriptions(customer_id, channel, sku) WHERE status = 'active';
+        CREATE INDEX subscriptions_sku ON subscriptions(sku, status, id);
+
+        -- the follow-up queue, one row per message to send: the truth (APScheduler only ticks)
+        CREATE TABLE followups (
+            id               INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind             TEXT NOT NULL CHECK (kind IN ('reminder', 'back_in_stock')),
+            purpose          TEXT NOT NULL CHECK (purpose IN ('reminders', 'back_in_stock', 'marketing')),
+            customer_id      TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            channel          TEXT NOT NULL,
+            chat_id          TEXT NOT NULL,
+            conversation_id  TEXT,
+            subscription_id  INTEGER REFERENCES subscriptions(id) ON DELETE CASCADE,
+            sku              TEXT,
+            product_id       TEXT,
+            title            TEXT,
+            subject          TEXT,
+            timezone         TEXT NOT NULL,
+            locale           TEXT,
+            requested_at     TEXT NOT NULL,
+            due_at           TEXT NOT NULL,
+            status           TEXT NOT NULL DEFAULT 'pending'
+                             CHECK (status IN ('pending', 'queued', 'sending', 'sent', 'maybe_sent', 'failed', 'blocked', 'cancelled')),
+            attempts         INTEGER NOT NULL DEFAULT 0,
+            via              TEXT CHECK (via IN ('message', 'template', 'direct')),
+            outbox_id        INTEGER,
+            message_id       INTEGER,
+            sent_at          TEXT,
+            delivered_at     TEXT,
+            ended_at         TEXT,
+            reason           TEXT,
+            source_key       TEXT UNIQUE,
+            converted_order  TEXT,
+            converted_at     TEXT,
+            created_at       TEXT NOT NULL
+        );
+        CREATE INDEX followups_due ON followups(status, due_at, id);
+        CREATE INDEX followups_customer ON followups(customer_id, kind, sent_at);
+        CREATE INDEX followups_sku ON followups(sku, kind, sent_at);
+        CREATE INDEX followups_outbox ON followups(outbox_id);
+
+        -- one scheduler per database: the holder renews before expires_at, anyone may take it after
+        CREATE TABLE scheduler_lease (
+            name         TEXT PRIMARY KEY,
+            holder       TEXT NOT NULL,
+            acquired_at  TEXT NOT NULL,
+            renewed_at   TEXT NOT NULL,
+            expires_at   TEXT NOT NULL
+        )
+        """,
+    ),
 )

@@ -14,10 +14,16 @@ and policy text only; the erasure test searches them too.
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
+import hmac
 import json
+import os
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bot.logs import hash_id
@@ -137,6 +143,41 @@ async def erase_customer(store: Store, customer_id: str) -> ErasureReport:
             cur = await db.execute(f"DELETE FROM {table} WHERE {TABLES[table]}", _params(table, customer_id))  # noqa: S608
             deleted[table] = cur.rowcount
     return ErasureReport(customer_hash=pseudonym, rows_deleted=deleted, consent_withdrawals_kept=kept)
+
+
+def export_token(customer_id: str, expires_at: datetime, secret: bytes) -> str:
+    """A link token that proves who the export is for and until when (HMAC-signed)."""
+    payload = f"{customer_id}|{int(expires_at.timestamp())}".encode()
+    signature = hmac.new(secret, payload, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + base64.urlsafe_b64encode(signature).decode().rstrip("=")
+
+
+def read_export_token(token: str, secret: bytes, now: datetime) -> str | None:
+    """The customer id of a valid, unexpired token; None otherwise (constant-time check)."""
+    try:
+        encoded_payload, encoded_signature = token.split(".", 1)
+        payload = base64.urlsafe_b64decode(encoded_payload + "=" * (-len(encoded_payload) % 4))
+        signature = base64.urlsafe_b64decode(encoded_signature + "=" * (-len(encoded_signature) % 4))
+        customer_id, expires = payload.decode().rsplit("|", 1)
+        expiry = int(expires)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not hmac.compare_digest(signature, hmac.new(secret, payload, hashlib.sha256).digest()):
+        return None
+    if now.timestamp() > expiry:
+        return None
+    return customer_id
+
+
+def load_secret(data_dir: Path) -> bytes:
+    """The install's signing secret, created on first use (0600) in the data dir."""
+    path = data_dir / "secret.key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+    return path.read_bytes()
 
 
 def export_filename(customer_id: str, at: datetime) -> str:

@@ -8,6 +8,7 @@ dialog engine.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,6 +19,7 @@ from bot.engine import DialogEngine
 from bot.events import EventBus
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
+from bot.privacy import load_secret
 from bot.responders import Responder
 from bot.settings import Settings
 from bot.shop import ShopProfile
@@ -93,6 +95,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
                 engine = DialogEngine(
                     store=store, index=index, shop=shop, results=settings.search_results, clock=clock,
                     brands=await index.brands(), events=events, responder=responder, metrics=metrics,
+                    secret=await asyncio.to_thread(load_secret, settings.data_dir), public_url=settings.public_url or "",
                 )
                 for channel in channels.values():
                     await channel.open()

@@ -10,6 +10,7 @@ with :class:`SettingsError` naming the variable.
 from __future__ import annotations
 
 import re
+from datetime import time
 from pathlib import Path
 from typing import Literal
 
@@ -102,6 +103,18 @@ class Settings(BaseSettings):
     # seconds per API request; a whole turn (tool rounds, SDK retries) gets twice this before the offline answer
     anthropic_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
     anthropic_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")  # proxies, tests
+
+    # Follow-ups (reminders, back-in-stock nudges). Quiet hours are in the shopper's timezone; start == end: none.
+    followup_quiet_start: time = time(21, 0)
+    followup_quiet_end: time = time(9, 0)
+    followup_cap: int = Field(default=2, ge=0)  # back-in-stock nudges per customer per cap window (0: none)
+    followup_cap_days: int = Field(default=7, ge=1, le=365)
+    followup_conversion_days: int = Field(default=7, ge=1, le=90)  # an order this soon after a nudge is attributed to it
+    followup_restock_wave_minutes: int = Field(default=60, ge=1)  # small restocks: nudge at most `stock` shoppers per wave
+    followup_dispatch_seconds: float = Field(default=1.0, gt=0, le=60)  # how often the dispatcher looks for due rows
+    followup_batch_size: int = Field(default=200, ge=1, le=5000)
+    # One scheduler per database: its lease expires this long after the last renewal (renewed every third of it).
+    scheduler_lease_seconds: float = Field(default=30.0, ge=3, le=3600)
 
     @field_validator(
         "anthropic_api_key", "anthropic_base_url", "public_url", "telegram_bot_token", "telegram_webhook_secret", "twilio_account_sid",

@@ -337,6 +337,11 @@ class Store:
             raise StoreError(f"conversation for {msg.channel}/{msg.chat_id} could not be created")
         return _conversation(row)
 
+    async def open_conversation(self, channel: str, chat_id: str) -> Conversation | None:
+        """The chat's open conversation, without creating one."""
+        row = await self._open_conversation_row(channel, chat_id)
+        return _conversation(row) if row else None
+
     async def _open_conversation_row(self, channel: str, chat_id: str) -> sqlite3.Row | None:
         async with self.db.execute(
             "SELECT * FROM conversations WHERE channel = ? AND chat_id = ? AND state != 'closed'", (channel, chat_id)

@@ -25,6 +25,8 @@ class Intent(StrEnum):
     HUMAN = "human"
     THANKS = "thanks"
     GOODBYE = "goodbye"
+    EXPORT_MY_DATA = "export_my_data"
+    FORGET_ME = "forget_me"
     UNKNOWN = "unknown"
 
 
@@ -87,6 +89,8 @@ HELP = _phrases(
 THANKS = _phrases(
     "thanks", "thank you", "thx", "cheers", "gracias", "merci", "danke", "vielen dank", "obrigado", "obrigada", "valeu",
 )
+YES = _phrases("yes", "y", "yeah", "yep", "sure", "ok", "okay", "sí", "si", "claro", "oui", "d'accord", "ja", "klar", "sim", "pode")
+NO = _phrases("no", "n", "nope", "non", "nein", "não", "nao", "cancel", "cancelar", "annuler", "abbrechen")
 GOODBYE = _phrases("bye", "goodbye", "see you", "adiós", "adios", "chao", "au revoir", "tschüss", "tschüs", "tchau", "até logo")
 ORDER = _phrases(
     "my order", "order status", "where is my", "track", "tracking", "my package", "my parcel", "delivery status",
@@ -124,6 +128,17 @@ POLICY_TOPICS: dict[PolicyTopic, re.Pattern[str]] = {
         "guide des tailles", "quelle taille", "größentabelle", "welche größe", "tabela de medidas", "qual tamanho",
     ),
 }
+EXPORT_MY_DATA = _phrases(
+    "send me my data", "export my data", "download my data", "what data do you have", "a copy of my data",
+    "envíame mis datos", "exportar mis datos", "copia de mis datos", "envoyez-moi mes données", "exporter mes données",
+    "copie de mes données", "schick mir meine daten", "meine daten exportieren", "kopie meiner daten",
+    "me envie meus dados", "exportar meus dados", "cópia dos meus dados",
+)
+FORGET_ME = _phrases(
+    "forget me", "delete my data", "erase my data", "delete everything about me", "remove my data",
+    "olvídame", "borra mis datos", "elimina mis datos", "oubliez-moi", "supprimez mes données", "effacez mes données",
+    "vergiss mich", "lösche meine daten", "löschen sie meine daten", "me esqueça", "apague meus dados", "exclua meus dados",
+)
 CONCERNS: dict[Concern, re.Pattern[str]] = {
     Concern.LEGAL_THREAT: _phrases(
         "lawyer", "attorney", "sue you", "legal action", "small claims", "consumer protection", "report you",
@@ -171,6 +186,10 @@ def understand(text: str, *, language: str | None = None, brands: tuple[str, ...
     order_number = _order_number(text)
     words = _WORD.findall(folded)
 
+    if FORGET_ME.search(folded):
+        return Understanding(Intent.FORGET_ME, constraints)
+    if EXPORT_MY_DATA.search(folded):
+        return Understanding(Intent.EXPORT_MY_DATA, constraints)
     if HUMAN.search(folded):
         return Understanding(Intent.HUMAN, constraints)
     for concern, pattern in CONCERNS.items():
@@ -199,6 +218,16 @@ def understand(text: str, *, language: str | None = None, brands: tuple[str, ...
     if GREETING.search(folded):
         return Understanding(Intent.GREETING, constraints)
     return Understanding(Intent.UNKNOWN, constraints)
+
+
+def is_yes(text: str) -> bool:
+    folded = _fold(text).strip(" .!¡?¿")
+    return bool(YES.fullmatch(folded))
+
+
+def is_no(text: str) -> bool:
+    folded = _fold(text).strip(" .!¡?¿")
+    return bool(NO.fullmatch(folded))
 
 
 def _order_number(text: str) -> str | None:

@@ -66,9 +66,11 @@ async def run_chat(
         )
         replies, _new = await runtime.engine.accept_and_handle(inbound)
         handled += 1
-        conversation = await runtime.store.conversation_for(inbound)
-        with use_locale(conversation.locale or runtime.shop.default_locale):
-            _write_replies(stdout, replies, runtime, conversation.id, conversation.state, json_mode)
+        conversation = await runtime.store.open_conversation(CHANNEL, user_id)
+        with use_locale((conversation.locale if conversation else None) or runtime.shop.default_locale):
+            _write_replies(
+                stdout, replies, runtime, conversation.id if conversation else "", conversation.state if conversation else "bot", json_mode
+            )
         stdout.flush()
     return handled
 

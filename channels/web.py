@@ -11,6 +11,7 @@ returns the replies of the first delivery instead of running the turn again.
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from html import escape
@@ -18,10 +19,11 @@ from importlib.resources import files
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bot.messages import InboundMessage
+from bot.privacy import export_customer, export_filename, read_export_token
 from bot.runtime import Runtime
 
 CHANNEL = "web"
@@ -129,12 +131,13 @@ async def post_chat(body: ChatRequest, request: Request) -> ChatResponse:
         raw=body.model_dump(),
     )
     replies, _new = await runtime.engine.accept_and_handle(inbound)
-    conversation = await runtime.store.conversation_for(inbound)
+    # after "forget me" the conversation is gone: answer without creating it again
+    conversation = await runtime.store.open_conversation(CHANNEL, body.user_id)
     last_id = await runtime.store.last_message_id(CHANNEL, body.user_id)
     return ChatResponse(
-        conversation_id=conversation.id,
-        locale=conversation.locale or runtime.shop.default_locale,
-        state=conversation.state,
+        conversation_id=conversation.id if conversation else "",
+        locale=(conversation.locale if conversation else None) or runtime.shop.default_locale,
+        state=conversation.state if conversation else "bot",
         replies=[ReplyOut.model_validate(r.to_dict()) for r in replies],
         last_message_id=last_id,
     )
@@ -164,6 +167,24 @@ async def get_messages(
             )
             for m in stored
         ]
+    )
+
+
+@router.get(
+    "/api/export/{token}",
+    summary="Download a shopper's data (link sent in chat, valid 24 hours)",
+    responses={404: {"model": ErrorResponse, "description": "Unknown, forged or expired link."}},
+)
+async def download_export(token: str, request: Request) -> JSONResponse:
+    runtime = _runtime(request)
+    customer_id = read_export_token(token, runtime.engine.secret, datetime.now(UTC))
+    if customer_id is None or await runtime.store.get_customer(customer_id) is None:
+        raise HTTPException(404, detail="this link is invalid or has expired; ask the assistant for a new one")
+    document = await export_customer(runtime.store, customer_id)
+    filename = export_filename(customer_id, datetime.now(UTC))
+    return JSONResponse(
+        json.loads(json.dumps(document, default=str)),
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"},
     )
 
 

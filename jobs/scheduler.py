@@ -12,9 +12,11 @@ from datetime import timedelta
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from bot.runtime import Runtime
+from jobs.erasure import erase_requested
 from jobs.inbox_recovery import recover_unfinished
 
 INBOX_RECOVERY_SECONDS = 30
+ERASURE_SECONDS = 15
 
 
 def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
@@ -32,4 +34,9 @@ def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
         coalesce=True,
         max_instances=1,
     )
+
+    async def privacy_erasures() -> None:
+        await erase_requested(runtime.store)
+
+    scheduler.add_job(privacy_erasures, "interval", seconds=ERASURE_SECONDS, id="privacy_erasures", coalesce=True, max_instances=1)
     return scheduler

@@ -107,3 +107,52 @@ def test_cli_export_and_erase(data_dir: Path, tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "bot.cli", "customer", "export", email],
                              env=env, capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and "no customer matches" in missing.stderr
+
+
+def test_shopper_can_get_a_24_hour_export_link_in_chat(settings: Settings) -> None:
+    from fastapi.testclient import TestClient
+
+    from bot.app import create_app
+
+    with TestClient(create_app(settings, start_scheduler=False)) as client:
+        client.post("/api/chat", json={"user_id": "privacy-1", "text": "wool socks please"})
+        reply = client.post("/api/chat", json={"user_id": "privacy-1", "text": "send me my data"}).json()["replies"][0]
+        link = reply["sources"][0]["url"]
+        assert "/api/export/" in link and "24" in reply["text"]
+        download = client.get(link[link.index("/api/export/"):])
+        assert download.status_code == 200
+        assert "attachment" in download.headers["content-disposition"]
+        assert any("wool socks" in m["text"] for m in download.json()["data"]["messages"])
+        forged = client.get(link[link.index("/api/export/"):-3] + "AAA")
+        assert forged.status_code == 404
+
+
+def test_forget_me_is_confirmed_once_then_erases(settings: Settings, data_dir: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from bot.app import create_app
+
+    with TestClient(create_app(settings, start_scheduler=False)) as client:
+        client.post("/api/chat", json={"user_id": "forget-7", "text": "wool socks"})
+        ask = client.post("/api/chat", json={"user_id": "forget-7", "text": "forget me"}).json()["replies"][0]
+        assert [b["payload"] for b in ask["buttons"]] == ["/forget yes", "/forget no"]
+        kept = client.post("/api/chat", json={"user_id": "forget-7", "text": "no"}).json()["replies"][0]
+        assert "haven't deleted" in kept["text"]
+        client.post("/api/chat", json={"user_id": "forget-7", "text": "forget me"})
+        done = client.post("/api/chat", json={"user_id": "forget-7", "text": "yes"}).json()["replies"][0]
+        assert "deleted" in done["text"]
+        assert client.get("/api/chat/forget-7/messages").json()["messages"] == []
+    assert _traces(data_dir / "shopkeeper.db", ["forget-7"]) == []
+
+
+def test_export_tokens_expire_and_cannot_be_forged() -> None:
+    from datetime import timedelta
+
+    from bot.privacy import export_token, read_export_token
+
+    secret = b"k" * 32
+    token = export_token("cus_1", NOW + timedelta(hours=24), secret)
+    assert read_export_token(token, secret, NOW) == "cus_1"
+    assert read_export_token(token, secret, NOW + timedelta(hours=25)) is None
+    assert read_export_token(token, b"x" * 32, NOW) is None
+    assert read_export_token("garbage", secret, NOW) is None

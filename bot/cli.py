@@ -169,7 +169,15 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
     from bot.app import create_app
 
     app = create_app(settings, start_scheduler=scheduler)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        log_config=None,  # keep our JSON logging
+        timeout_graceful_shutdown=5,  # finish in-flight turns; open console streams do not hold a restart
+    )
     return 0
 
 

@@ -1,11 +1,11 @@
 """Consent to follow-ups: the ledger, the keywords that revoke it, and the yes/no question that grants it.
 
 Nothing is sent to a shopper on the store's initiative unless they said yes to
-it, in their own words, on that channel. The ledger (table ``consents``) holds
-one row per customer, purpose (:class:`Purpose`) and channel with what the
-shopper said (message id, text, time) when they granted it, and when and how it
-was revoked; ``consent_events`` keeps every grant, revocation and restoration.
-:func:`jobs.followups` checks the ledger again right before each send.
+it, in their own words, on that channel. The ledger (table ``consents``) is
+append-only: one row per grant, per customer, purpose (:class:`Purpose`) and
+channel, with what the shopper said (message id, text, time) and when; a
+revocation closes the standing row with when, how (keyword, platform, staff) and
+what was said. :mod:`jobs.followups` checks the ledger again right before each send.
 
 In a turn (:class:`ConsentDialog`, called by the engine right after the
 silent-state check):
@@ -215,37 +215,39 @@ class Revocation:
 
 
 class ConsentLedger:
-    """Grants, revocations and checks on the ``consents`` table. Every write is one transaction."""
+    """Grants, revocations and checks on the ``consents`` table. Every write is one transaction.
+
+    The table is append-only: each grant is a new row with its evidence; a
+    revocation closes the standing row (``status = 'revoked'``, when, how, what was
+    said). At most one row per customer, purpose and channel is ``granted``.
+    """
 
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def grant(self, customer_id: str, purpose: Purpose, channel: str, evidence: Evidence) -> None:
-        """Record an explicit yes (idempotent: the same evidence twice is one grant)."""
+    async def grant(self, customer_id: str, purpose: Purpose, channel: str, evidence: Evidence) -> bool:
+        """Record an explicit yes; False when a grant was already standing (it is kept as it is)."""
         async with self._store.transaction() as db:
-            await self.grant_in(db, customer_id, purpose, channel, evidence, self._store.now())
+            return await self.grant_in(db, customer_id, purpose, channel, evidence, self._store.now())
 
     @staticmethod
     async def grant_in(
-        db: aiosqlite.Connection, customer_id: str, purpose: Purpose, channel: str, evidence: Evidence, now: datetime
-    ) -> None:
+        db: aiosqlite.Connection,
+        customer_id: str,
+        purpose: Purpose,
+        channel: str,
+        evidence: Evidence,
+        now: datetime,
+        *,
+        via: str = "chat",
+    ) -> bool:
         """:meth:`grant` inside the caller's transaction (e.g. with the subscription it allows)."""
-        async with db.execute(
-            "SELECT status, evidence_message_id FROM consents WHERE customer_id = ? AND purpose = ? AND channel = ?",
-            (customer_id, purpose.value, channel),
-        ) as cur:
-            row = await cur.fetchone()
-        if row is not None and row["status"] == "granted" and row["evidence_message_id"] == evidence.message_id:
-            return  # the same turn, run again after a crash
-        await db.execute(
-            "INSERT INTO consents (customer_id, purpose, channel, status, granted_at, evidence_message_id, evidence_text, evidence_at) "
-            "VALUES (?, ?, ?, 'granted', ?, ?, ?, ?) ON CONFLICT (customer_id, purpose, channel) DO UPDATE SET "
-            "status = 'granted', granted_at = excluded.granted_at, evidence_message_id = excluded.evidence_message_id, "
-            "evidence_text = excluded.evidence_text, evidence_at = excluded.evidence_at, "
-            "revoked_at = NULL, revoked_via = NULL, revoked_message_id = NULL, revoked_text = NULL",
-            (customer_id, purpose.value, channel, stamp(now), evidence.message_id, evidence.text, stamp(evidence.at)),
+        cur = await db.execute(
+            "INSERT OR IGNORE INTO consents (customer_id, purpose, channel, status, granted_at, granted_via, evidence_message_id, "
+            "evidence_text, evidence_at) VALUES (?, ?, ?, 'granted', ?, ?, ?, ?, ?)",
+            (customer_id, purpose.value, channel, stamp(now), via, evidence.message_id, evidence.text, stamp(evidence.at)),
         )
-        await _event(db, customer_id, purpose, channel, "granted", "chat", evidence.message_id, evidence.text, now)
+        return cur.rowcount == 1
 
     async def revoke_all(self, customer_id: str, channel: str, evidence: Evidence | None, *, via: str = "keyword") -> Revocation:
         """Revoke every follow-up purpose on ``channel`` and cancel what was waiting to go out there.
@@ -257,8 +259,9 @@ class ConsentLedger:
         async with self._store.transaction() as db:
             return await self._revoke_in(db, customer_id, channel, evidence, via, now)
 
+    @staticmethod
     async def _revoke_in(
-        self, db: aiosqlite.Connection, customer_id: str, channel: str, evidence: Evidence | None, via: str, now: datetime
+        db: aiosqlite.Connection, customer_id: str, channel: str, evidence: Evidence | None, via: str, now: datetime
     ) -> Revocation:
         async with db.execute(
             "SELECT purpose FROM consents WHERE customer_id = ? AND channel = ? AND status = 'granted'", (customer_id, channel)
@@ -266,26 +269,22 @@ class ConsentLedger:
             purposes = tuple(Purpose(row["purpose"]) for row in await cur.fetchall())
         message_id = evidence.message_id if evidence else None
         text = evidence.text if evidence else "the platform reported the shopper unreachable (blocked or opted out)"
-        if purposes:
-            await db.execute(
-                "UPDATE consents SET status = 'revoked', revoked_at = ?, revoked_via = ?, revoked_message_id = ?, revoked_text = ? "
-                "WHERE customer_id = ? AND channel = ? AND status = 'granted'",
-                (stamp(now), via, message_id, text, customer_id, channel),
-            )
-            for purpose in purposes:
-                await _event(db, customer_id, purpose, channel, "revoked", via, message_id, text, now)
+        await db.execute(
+            "UPDATE consents SET status = 'revoked', revoked_at = ?, revoked_via = ?, revoked_message_id = ?, revoked_text = ? "
+            "WHERE customer_id = ? AND channel = ? AND status = 'granted'",
+            (stamp(now), via, message_id, text, customer_id, channel),
+        )
         reason = f"consent revoked ({via})"
-        # queued but not yet sending: keep them from leaving (the outbox sends only 'pending' rows)
+        # queued but not yet sending: keep them from leaving (the outbox only sends 'pending' rows)
         await db.execute(
             "UPDATE outbox SET status = 'held', error = ? WHERE status = 'pending' AND id IN "
             "(SELECT outbox_id FROM followups WHERE customer_id = ? AND channel = ? AND status = 'queued')",
             (reason, customer_id, channel),
         )
         cur = await db.execute(
-            "UPDATE followups SET status = 'cancelled', reason = ?, ended_at = ? "
-            "WHERE customer_id = ? AND channel = ? AND (status = 'pending' OR (status = 'queued' AND outbox_id IN "
-            "(SELECT id FROM outbox WHERE status = 'held')))",
-            (reason, stamp(now), customer_id, channel),
+            "UPDATE followups SET status = 'cancelled', reason = ?, ended_at = ? WHERE customer_id = ? AND channel = ? "
+            "AND (status = 'pending' OR (status = 'queued' AND outbox_id IN (SELECT id FROM outbox WHERE status = 'held' AND error = ?)))",
+            (reason, stamp(now), customer_id, channel, reason),
         )
         cancelled = cur.rowcount
         cur = await db.execute(
@@ -299,41 +298,29 @@ class ConsentLedger:
         now = self._store.now()
         async with self._store.transaction() as db:
             async with db.execute(
-                "SELECT purpose FROM consents WHERE customer_id = ? AND channel = ? AND status = 'revoked' "
-                "AND revoked_via IN ('keyword', 'platform')",
+                "SELECT purpose, status, revoked_via FROM consents WHERE id IN "
+                "(SELECT MAX(id) FROM consents WHERE customer_id = ? AND channel = ? GROUP BY purpose)",
                 (customer_id, channel),
             ) as cur:
-                purposes = tuple(Purpose(row["purpose"]) for row in await cur.fetchall())
+                latest = list(await cur.fetchall())
+            purposes = tuple(
+                Purpose(row["purpose"]) for row in latest if row["status"] == "revoked" and row["revoked_via"] in ("keyword", "platform")
+            )
             for purpose in purposes:
-                await db.execute(
-                    "UPDATE consents SET status = 'granted', granted_at = ?, evidence_message_id = ?, evidence_text = ?, "
-                    "evidence_at = ?, revoked_at = NULL, revoked_via = NULL, revoked_message_id = NULL, revoked_text = NULL "
-                    "WHERE customer_id = ? AND channel = ? AND purpose = ?",
-                    (stamp(now), evidence.message_id, evidence.text, stamp(evidence.at), customer_id, channel, purpose.value),
-                )
-                await _event(db, customer_id, purpose, channel, "restored", "keyword", evidence.message_id, evidence.text, now)
+                await self.grant_in(db, customer_id, purpose, channel, evidence, now, via="keyword")
         return purposes
 
     async def is_granted(self, customer_id: str, purpose: Purpose, channel: str) -> bool:
         async with self._store.db.execute(
-            "SELECT status FROM consents WHERE customer_id = ? AND purpose = ? AND channel = ?", (customer_id, purpose.value, channel)
+            "SELECT 1 FROM consents WHERE customer_id = ? AND purpose = ? AND channel = ? AND status = 'granted'",
+            (customer_id, purpose.value, channel),
         ) as cur:
-            row = await cur.fetchone()
-        return row is not None and row["status"] == "granted"
+            return await cur.fetchone() is not None
 
     async def records(self, customer_id: str) -> list[ConsentRecord]:
-        async with self._store.db.execute(
-            "SELECT * FROM consents WHERE customer_id = ? ORDER BY channel, purpose", (customer_id,)
-        ) as cur:
+        """Every grant of a customer, oldest first (the standing ones have status ``granted``)."""
+        async with self._store.db.execute("SELECT * FROM consents WHERE customer_id = ? ORDER BY id", (customer_id,)) as cur:
             return [_record(row) for row in await cur.fetchall()]
-
-    async def history(self, customer_id: str) -> list[dict[str, Any]]:
-        """Every grant, revocation and restoration of a customer, oldest first."""
-        async with self._store.db.execute(
-            "SELECT purpose, channel, action, via, message_id, text, at FROM consent_events WHERE customer_id = ? ORDER BY id",
-            (customer_id,),
-        ) as cur:
-            return [dict(row) for row in await cur.fetchall()]
 
     async def sync_platform_revocations(self) -> int:
         """Revoke the consents of identities the platforms reported unreachable; returns how many identities."""
@@ -346,23 +333,6 @@ class ConsentLedger:
             revocation = await self.revoke_all(customer_id, channel, None, via="platform")
             log.info("platform opt-out: revoked %d consent(s) on %s", len(revocation.purposes), channel)
         return len(pairs)
-
-
-async def _event(
-    db: aiosqlite.Connection,
-    customer_id: str,
-    purpose: Purpose,
-    channel: str,
-    action: str,
-    via: str,
-    message_id: str | None,
-    text: str | None,
-    now: datetime,
-) -> None:
-    await db.execute(
-        "INSERT INTO consent_events (customer_id, purpose, channel, action, via, message_id, text, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (customer_id, purpose.value, channel, action, via, message_id, text, stamp(now)),
-    )
 
 
 # -- alert offers ------------------------------------------------------------------
@@ -411,7 +381,7 @@ def add_alert_buttons(
     if not targets:
         return replies
     if len(targets) == 1:
-        buttons = (Button(_("Alert me when back"), f"{NOTIFY_COMMAND} {targets[0].sku}"),)
+        buttons: tuple[Button, ...] = (Button(_("Alert me when back"), f"{NOTIFY_COMMAND} {targets[0].sku}"),)
     else:
         buttons = tuple(Button(_short("🔔 " + t.title), f"{NOTIFY_COMMAND} {t.sku}") for t in targets)
     index = next(i for i, reply in enumerate(replies) if reply.products)
@@ -452,8 +422,14 @@ class ConsentDialog:
             await self.ledger.revoke_all(conversation.customer_id, inbound.channel, Evidence.of(inbound))
             conversation.context.pop(PENDING_KEY, None)
 
-    async def handle(self, inbound: InboundMessage, conversation: Conversation, now: datetime) -> list[OutboundMessage] | None:
-        text = (inbound.button_payload or inbound.text or "").strip()
+    async def handle(
+        self, inbound: InboundMessage, conversation: Conversation, text: str, now: datetime
+    ) -> list[OutboundMessage] | None:
+        """The replies when the message was about consent, else None.
+
+        ``text`` is the message as the engine reads it (a tapped button's payload, or
+        the payload of a numbered option the shopper typed).
+        """
         if not text:
             return None
         context = conversation.context
@@ -531,6 +507,7 @@ class ConsentDialog:
         ) as cur:
             if await cur.fetchone() is not None:
                 return OutboundMessage(_("You're already on the list: I'll message you when {item} is back in stock.", item=label))
+        conversation.context.pop("pending_confirmation", None)  # the last question asked is the one a "yes" answers
         conversation.context[PENDING_KEY] = {
             "purpose": Purpose.BACK_IN_STOCK.value,
             "sku": sku,

@@ -4,12 +4,15 @@
 
 1. identity, conversation and memory (:mod:`bot.store`);
 2. commands (``/help``, ``/language xx``, tapped buttons);
-3. handoff state: while staff has the thread, the bot stays silent;
+3. handoff state: while staff has the thread, the bot stays silent (a STOP still revokes);
+   then follow-ups: consent keywords (STOP/START/HELP), the yes/no consent question and
+   reminders ("remind me…", "my reminders", "cancel reminder 2"), see :mod:`bot.consent`
+   and :mod:`bot.reminders`;
 4. understanding: intent and declared constraints (:mod:`bot.understanding`);
 5. retrieval from the knowledge base with the constraints as filters;
 6. personalization (:mod:`bot.personalization`);
 7. the responder's answer (:mod:`bot.responders`);
-8. decisions: escalate, ask a clarifying question.
+8. decisions: escalate, ask a clarifying question, offer a back-in-stock alert.
 
 Turns of one chat run one at a time, in arrival order; turns of different chats
 run concurrently. The whole turn is written to the store in one transaction at
@@ -29,6 +32,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
+from bot.consent import ConsentDialog, add_alert_buttons
 from bot.constraints import Constraints, constraints_from_dict
 from bot.events import Event, EventBus
 from bot.guardrails import Verdict, enforce
@@ -40,10 +44,12 @@ from bot.messages import Button, InboundMessage, OutboundMessage, Source
 from bot.metrics import Metrics
 from bot.personalization import filters_for
 from bot.privacy import erase_customer, export_token
+from bot.reminders import ReminderDialog
 from bot.responders import OfflineResponder, Responder, TurnContext
 from bot.shop import ShopProfile
 from bot.store import Conversation, Store, utc_now
 from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no, is_yes, strip_greeting, understand
+from jobs.followups import FollowUpPolicy
 from kb.index import BaseIndex
 from kb.models import Hit, SearchFilters
 
@@ -128,6 +134,7 @@ class DialogEngine:
         metrics: Metrics | None = None,
         secret: bytes = b"",
         public_url: str = "",
+        followup_policy: FollowUpPolicy | None = None,
     ) -> None:
         self.secret = secret or secrets.token_bytes(32)
         self.public_url = public_url.rstrip("/")
@@ -142,6 +149,8 @@ class DialogEngine:
         self.brands = brands
         self._clock = clock
         self._locks = _ChatLocks()
+        self.consent = ConsentDialog(store, index, shop)
+        self.reminders = ReminderDialog(store, index, shop, followup_policy or FollowUpPolicy())
 
     async def handle(
         self, inbound: InboundMessage, *, inbox_id: int | None = None, via_outbox: bool = False
@@ -155,6 +164,7 @@ class DialogEngine:
         started = time.perf_counter()
         async with self._locks.hold((inbound.channel, inbound.chat_id)):
             conversation = await self.store.conversation_for(inbound)
+            started_in = conversation.state
             conversation_id.set(conversation.id)
             locale, conversation = await self._resolve_locale(inbound, conversation)
             with use_locale(locale):
@@ -166,10 +176,15 @@ class DialogEngine:
                     notice = self._unsupported_notice(wanted, locale)
                     replies = [dataclasses.replace(replies[0], text=notice + "\n" + replies[0].text), *replies[1:]]
                     conversation.context["unsupported_language_notice"] = "given"
-            before = await self.store.get_conversation(conversation.id)
-            escalated = conversation.state == "pending_human" and (before is None or before.state == "bot")
+            escalated = conversation.state == "pending_human" and started_in == "bot"
             reason = str(conversation.context.get("escalation", {}).get("reason", "asked_for_human")) if escalated else None
-            await self.store.finish_turn(inbox_id, conversation, inbound, replies, outbox=via_outbox, escalation_reason=reason)
+            written = await self.store.finish_turn(
+                inbox_id, conversation, inbound, replies, outbox=via_outbox, escalation_reason=reason,
+                started_in=started_in,
+            )
+            if written is None:  # staff took the thread while the turn ran: the bot stays silent
+                self.events.publish(Event("message", conversation.id, "human"))
+                return []
             if reason is not None:
                 self.metrics.escalations.labels(reason.split(":")[0]).inc()
                 self.events.publish(Event("escalated", conversation.id, conversation.state))
@@ -260,9 +275,15 @@ class DialogEngine:
         conversation = dataclasses.replace(conversation, context=context)
 
         if bot_is_silent(conversation):
+            await self.consent.while_staff_owns(inbound, conversation)  # a STOP still revokes
             return [], conversation  # staff has the thread: record only
 
         text = (inbound.button_payload or _numbered_choice(inbound.text, context.get("last_buttons")) or inbound.text).strip()
+        followup = await self.consent.handle(inbound, conversation, text, now)  # STOP/START/HELP, yes/no to alerts
+        if followup is None:
+            followup = await self.reminders.handle(inbound, conversation, text, now)
+        if followup is not None:
+            return followup, conversation
         if not text:
             # a photo, voice note, sticker or location without words
             notice = _("Thanks! I can only read text for now. Could you tell me in words what you're looking for?")
@@ -340,7 +361,8 @@ class DialogEngine:
             context["unanswered"] = 0
             conversation = escalate(conversation, EscalationReason.UNANSWERED, now)
             return [handoff_notice(self.shop, now)], conversation
-        return replies, conversation
+        products = [h.product for h in (*hits, *near_misses) if h.product is not None]
+        return add_alert_buttons(replies, products, filters), conversation
 
     def _understand(self, text: str, locale: str) -> Understanding:
         if text.startswith("/topic "):

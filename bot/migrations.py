@@ -214,36 +214,27 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """
         -- follow-ups (bot/consent.py, bot/reminders.py, jobs/followups.py, jobs/lease.py)
 
-        -- the consent ledger: one row per customer, purpose and channel, with what the shopper said
+        -- the consent ledger, append-only: one row per grant (what the shopper said, when), closed when revoked.
+        -- No foreign key: erasure keeps withdrawn consents under a pseudonym (bot/privacy.py).
         CREATE TABLE consents (
             id                   INTEGER PRIMARY KEY AUTOINCREMENT,
-            customer_id          TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            customer_id          TEXT NOT NULL,
             purpose              TEXT NOT NULL CHECK (purpose IN ('reminders', 'back_in_stock', 'marketing')),
             channel              TEXT NOT NULL,
             status               TEXT NOT NULL CHECK (status IN ('granted', 'revoked')),
             granted_at           TEXT NOT NULL,
+            granted_via          TEXT NOT NULL DEFAULT 'chat',
             evidence_message_id  TEXT,
             evidence_text        TEXT,
             evidence_at          TEXT,
             revoked_at           TEXT,
             revoked_via          TEXT CHECK (revoked_via IN ('keyword', 'chat', 'platform', 'staff')),
             revoked_message_id   TEXT,
-            revoked_text         TEXT,
-            UNIQUE (customer_id, purpose, channel)
+            revoked_text         TEXT
         );
-        -- every grant and revocation, never updated (the ledger's history)
-        CREATE TABLE consent_events (
-            id           INTEGER PRIMARY KEY AUTOINCREMENT,
-            customer_id  TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
-            purpose      TEXT NOT NULL,
-            channel      TEXT NOT NULL,
-            action       TEXT NOT NULL CHECK (action IN ('granted', 'revoked', 'restored')),
-            via          TEXT NOT NULL,
-            message_id   TEXT,
-            text         TEXT,
-            at           TEXT NOT NULL
-        );
-        CREATE INDEX consent_events_customer ON consent_events(customer_id, id);
+        -- at most one standing grant per customer, purpose and channel
+        CREATE UNIQUE INDEX consents_granted ON consents(customer_id, purpose, channel) WHERE status = 'granted';
+        CREATE INDEX consents_customer ON consents(customer_id, channel, id);
 
         -- "message me when size 42 is back": one exact variant, the shopper's constraints when they asked
         CREATE TABLE subscriptions (
@@ -301,7 +292,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             converted_at     TEXT,
             created_at       TEXT NOT NULL
         );
-        CREATE INDEX followups_due ON followups(status, due_at, id);
+        CREATE INDEX followups_due ON followups(status, due_at, requested_at, id);
         CREATE INDEX followups_customer ON followups(customer_id, kind, sent_at);
         CREATE INDEX followups_sku ON followups(sku, kind, sent_at);
         CREATE INDEX followups_outbox ON followups(outbox_id);

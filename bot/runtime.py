@@ -27,6 +27,7 @@ from bot.store import Clock, Store, utc_now
 from bot.worker import TurnWorker
 from channels.base import BaseChannel
 from channels.registry import enabled_channels
+from jobs.followups import FollowUpPolicy
 from kb.embedder import make_embedder
 from kb.index import BaseIndex
 from kb.sqlite_index import SQLiteIndex
@@ -96,6 +97,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
                     store=store, index=index, shop=shop, results=settings.search_results, clock=clock,
                     brands=await index.brands(), events=events, responder=responder, metrics=metrics,
                     secret=await asyncio.to_thread(load_secret, settings.data_dir), public_url=settings.public_url or "",
+                    followup_policy=FollowUpPolicy.from_settings(settings),
                 )
                 for channel in channels.values():
                     await channel.open()

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(default=5.0, gt=0)
     rate_limit_burst: int = Field(default=30, ge=1)
 
+    # Staff console (docs/staff.md)
+    staff_session_hours: float = Field(default=12, gt=0)
+    staff_reannounce_minutes: float = Field(default=5, gt=0)
+    staff_idle_minutes: float = Field(default=30, gt=0)
+
     # Chat input limits (shared by every channel)
     max_message_chars: int = Field(default=4000, ge=1)
 

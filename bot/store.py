@@ -15,6 +15,7 @@ replies, the conversation's new state and the inbox status in one transaction.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sqlite3
@@ -406,16 +407,35 @@ class Store:
         *,
         outbox: bool = False,
         escalation_reason: str | None = None,
-    ) -> list[int]:
+        started_in: ConversationState | None = None,
+    ) -> list[int] | None:
         """Write one turn atomically: shopper message, replies, conversation state, inbox done.
 
         With ``outbox``, the replies are also queued for delivery through the
         platform (channels that are not answered in the HTTP response).
-        Returns the ids of the stored reply messages.
+        Returns the ids of the stored reply messages, or None when staff took the
+        thread over while the turn ran (``started_in`` differs): then the replies are dropped.
         """
+        dropped = False
         now = self._now()
         reply_ids: list[int] = []
         async with self.transaction() as db:
+            async with db.execute("SELECT state, owner, context FROM conversations WHERE id = ?", (conversation.id,)) as cur:
+                current = await cur.fetchone()
+            if started_in is not None and current is not None and current["state"] != started_in:
+                # staff claimed, released or resolved the thread while this turn ran: their change wins,
+                # and a bot reply computed for the old state is not sent
+                stored_context = json.loads(current["context"] or "{}")
+                conversation = dataclasses.replace(
+                    conversation,
+                    state=current["state"],
+                    owner=current["owner"],
+                    context={**conversation.context, **{k: v for k, v in stored_context.items() if k.startswith("staff")}},
+                )
+                if current["state"] in ("pending_human", "human"):
+                    replies = []
+                    escalation_reason = None
+                    dropped = True
             await db.execute(
                 "INSERT INTO messages (conversation_id, direction, author, text, payload, inbox_id, created_at) "
                 "VALUES (?, 'in', 'shopper', ?, ?, ?, ?)",
@@ -462,7 +482,7 @@ class Store:
                     "UPDATE inbox SET status = 'done', attempts = attempts + 1, processed_at = ? WHERE id = ?",
                     (now, inbox_id),
                 )
-        return reply_ids
+        return None if dropped else reply_ids
 
     async def messages_after(self, channel: str, chat_id: str, after_id: int = 0, limit: int = 100) -> list[StoredMessage]:
         """Messages of a chat's conversations with an id above ``after_id``, oldest first."""

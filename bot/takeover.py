@@ -60,6 +60,8 @@ MAX_NOTE_CHARS = 4000
 MAX_HANDBACK_NOTES = 10  # staff_notes_for_bot keeps the latest ones
 TRANSCRIPT_LIMIT = 300
 SUGGESTION_LIMIT = 6
+# what the thread page shows of a consent record (evidence stays in the database)
+CONSENT_COLUMNS = ("purpose", "channel", "status", "granted_at", "revoked_at", "revoked_via")
 
 
 class TakeoverError(Exception):
@@ -394,13 +396,16 @@ class Takeover:
                 return []
         try:
             async with self._db.execute("SELECT * FROM consents WHERE customer_id = ? ORDER BY rowid", (customer_id,)) as cur:
-                rows = await cur.fetchall()
+                rows = list(await cur.fetchall())
         except sqlite3.OperationalError:  # a consents table of another shape: show nothing rather than fail the page
             log.warning("consents table has no customer_id column; consents not shown")
             return []
-        hidden = {"customer_id", "id"}
-        # sqlite3.Row iterates over values: its keys() are the column names
-        return [{k: "" if r[k] is None else str(r[k]) for k in r.keys() if k not in hidden} for r in rows]  # noqa: SIM118
+        shown: list[str] = []
+        if rows:
+            # sqlite3.Row iterates over values: its keys() are the column names
+            columns = list(rows[0].keys())
+            shown = [c for c in CONSENT_COLUMNS if c in columns] or [c for c in columns if c not in {"id", "customer_id"}]
+        return [{c: "" if r[c] is None else str(r[c]) for c in shown} for r in rows]
 
     async def _notes(self, conversation_id: str) -> list[Note]:
         async with self._db.execute(

@@ -103,18 +103,16 @@ class IndexMemory:
 
     @staticmethod
     def build(
-        dim: int,
-        documents: Sequence[tuple[str, bytes]],
+        keys: tuple[str, ...],
+        vectors: npt.NDArray[np.float32],
         passage_languages: dict[str, str],
         products: Sequence[ProductRow],
         variants: Sequence[VariantRow],
         facets: Sequence[tuple[str, str, str]],
     ) -> IndexMemory:
-        """Assemble the memory from the index file's rows (``documents``: doc key and vector bytes)."""
-        if not documents:
-            return IndexMemory.empty(dim)
-        keys = tuple(key for key, _ in documents)
-        vectors = np.frombuffer(b"".join(blob for _, blob in documents), dtype=np.float32).reshape(len(keys), dim).copy()
+        """Assemble the memory from the index file's rows: one document key per row of ``vectors``."""
+        if not keys:
+            return IndexMemory.empty(vectors.shape[1] if vectors.ndim == 2 else 1)
         row_of = {key: i for i, key in enumerate(keys)}
         is_product = np.fromiter((key.startswith("p:") for key in keys), dtype=bool, count=len(keys))
         languages = tuple(passage_languages.get(key[2:], "") if key.startswith("s:") else "" for key in keys)

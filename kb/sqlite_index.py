@@ -32,6 +32,7 @@ matching and no "we don't sell that").
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import re
@@ -98,7 +99,7 @@ CREATE TABLE IF NOT EXISTS passages (
 CREATE INDEX IF NOT EXISTS passages_source ON passages(source);
 CREATE VIRTUAL TABLE IF NOT EXISTS products_fts USING fts5(text, tokenize = '{FTS_TOKENIZER}');
 CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(text, tokenize = '{FTS_TOKENIZER}');
-CREATE TABLE IF NOT EXISTS vectors (doc_key TEXT PRIMARY KEY, vec BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS vectors (doc_key TEXT PRIMARY KEY, vec BLOB NOT NULL, text_hash TEXT NOT NULL DEFAULT '');
 """
 
 # Facets copied from product attributes (lists of lowercase words) into the facets table.
@@ -198,6 +199,14 @@ def fts_query(text: str, lang: str | None = None) -> str | None:
     return " OR ".join(terms) if terms else None
 
 
+def _stack(blobs: list[bytes], dim: int) -> npt.NDArray[np.float32]:
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim).copy()
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _product_to_json(product: Product) -> str:
     return json.dumps(asdict(product), default=str, ensure_ascii=False)
 
@@ -265,6 +274,8 @@ class SQLiteIndex(BaseIndex):
         self._memory_lock = asyncio.Lock()
         self._memory = IndexMemory.empty(embedder.dim if embedder else 1)
         self._memory_stale = True
+        self._vectors_changed = True  # the stored vectors differ from the in-memory matrix
+        self._txn_vectors = False  # the open write transaction touched vectors
         self._passage_langs: dict[str, str] = {}
 
     def __repr__(self) -> str:
@@ -285,6 +296,9 @@ class SQLiteIndex(BaseIndex):
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.execute("PRAGMA foreign_keys=ON")
         await self._db.executescript(SCHEMA)
+        async with self._db.execute("PRAGMA table_info(vectors)") as cur:
+            if "text_hash" not in {row["name"] for row in await cur.fetchall()}:  # files written before the column
+                await self._db.execute("ALTER TABLE vectors ADD COLUMN text_hash TEXT NOT NULL DEFAULT ''")
         embedder_name = self.embedder.name if self.embedder else ""
         async with self._db.execute("SELECT value FROM meta WHERE key = 'embedder'") as cur:
             row = await cur.fetchone()
@@ -296,7 +310,7 @@ class SQLiteIndex(BaseIndex):
             await self._db.execute("UPDATE passages SET hash = ''")
         await self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?)", (embedder_name,))
         await self._migrate_fts()
-        await self._load_vectors()
+        self._mark_stale()
 
     async def _migrate_fts(self) -> None:
         """Rebuild the full-text tables from the stored documents when their layout changed."""
@@ -328,9 +342,11 @@ class SQLiteIndex(BaseIndex):
             await self._db.close()
             self._db = None
 
-    async def _load_vectors(self) -> None:
-        """Mark the in-memory copy out of date; the next search reloads it (one reload per burst of writes)."""
+    def _mark_stale(self) -> None:
+        """After a commit: the next search reloads the in-memory copy (once per burst of writes)."""
         self._memory_stale = True
+        self._vectors_changed = self._vectors_changed or self._txn_vectors
+        self._txn_vectors = False
 
     async def _current_memory(self) -> IndexMemory:
         """The in-memory vectors and filter columns, reloaded from the file after writes."""
@@ -352,17 +368,21 @@ class SQLiteIndex(BaseIndex):
         if self.embedder is None:
             return IndexMemory.empty(1)
         db = self.db
-        async with db.execute("SELECT doc_key, vec FROM vectors ORDER BY doc_key") as cur:
-            documents = [(r[0], r[1]) for r in await cur.fetchall()]
+        dim = self.embedder.dim
+        keys, matrix = self._memory.keys, self._memory.vectors
+        if self._vectors_changed or matrix.shape[1] != dim:
+            self._vectors_changed = False
+            async with db.execute("SELECT doc_key, vec FROM vectors ORDER BY doc_key") as cur:
+                documents = [(r[0], r[1]) for r in await cur.fetchall()]
+            keys = tuple(key for key, _ in documents)
+            matrix = await asyncio.to_thread(_stack, [blob for _, blob in documents], dim)
         async with db.execute("SELECT id, category, brand, edible FROM products") as cur:
             products = [ProductRow(r[0], r[1], r[2], bool(r[3])) for r in await cur.fetchall()]
         async with db.execute("SELECT product_id, price, stock, size, color FROM variants") as cur:
             variants = [VariantRow(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
         async with db.execute("SELECT product_id, facet, value FROM facets") as cur:
             facets = [(r[0], r[1], r[2]) for r in await cur.fetchall()]
-        return await asyncio.to_thread(
-            IndexMemory.build, self.embedder.dim, documents, dict(self._passage_langs), products, variants, facets
-        )
+        return await asyncio.to_thread(IndexMemory.build, keys, matrix, dict(self._passage_langs), products, variants, facets)
 
     # -- writing --------------------------------------------------------------
 
@@ -381,37 +401,61 @@ class SQLiteIndex(BaseIndex):
             return None
         return await asyncio.to_thread(self.embedder.embed_passages, texts)
 
+    async def _vectors_to_compute(self, keys: list[str], texts: list[str]) -> list[int]:
+        """Positions of the documents whose text changed since their vector was computed.
+
+        A price or stock change alters a product's content hash but not its search
+        text: its vector is kept, so inventory updates cost no embedding.
+        """
+        if self.embedder is None:
+            return []
+        stored: dict[str, str] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            async with self.db.execute(f"SELECT doc_key, text_hash FROM vectors WHERE doc_key IN ({marks})", chunk) as cur:  # noqa: S608
+                stored.update((row["doc_key"], row["text_hash"]) for row in await cur.fetchall())
+        return [i for i, (key, text) in enumerate(zip(keys, texts, strict=True)) if stored.get(key) != _text_hash(text)]
+
     async def upsert_products(self, products: Iterable[Product], *, source: str | None = None) -> UpsertStats:
         items = list(products)
         existing = await self._existing_hashes("products", [p.id for p in items])
         changed = [p for p in items if existing.get(p.id) != p.content_hash()]
-        vectors = await self._embed([p.search_text() for p in changed])
+        texts = [p.search_text() for p in changed]
+        positions = await self._vectors_to_compute(["p:" + p.id for p in changed], texts)
+        computed = await self._embed([texts[i] for i in positions])
+        fresh = {} if computed is None else {i: computed[j] for j, i in enumerate(positions)}
         async with self._write_lock:
             await self.db.execute("BEGIN IMMEDIATE")
+            self._txn_vectors = False
             try:
                 for i, product in enumerate(changed):
-                    await self._write_product(product, None if vectors is None else vectors[i])
+                    await self._write_product(product, fresh.get(i), texts[i])
                 removed = await self._remove_missing("products", source, {p.id for p in items})
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
+                self._txn_vectors = False
                 raise
-        if changed or removed:
-            await self._load_vectors()
+            if changed or removed:
+                self._mark_stale()
         added = sum(1 for p in changed if p.id not in existing)
         return UpsertStats(added=added, updated=len(changed) - added, unchanged=len(items) - len(changed), removed=removed)
 
-    async def _delete_product(self, product_id: str) -> None:
+    async def _delete_product(self, product_id: str, *, keep_vector: bool = False) -> None:
         async with self.db.execute("SELECT rowid FROM products WHERE id = ?", (product_id,)) as cur:
             row = await cur.fetchone()
         if row is not None:
             await self.db.execute("DELETE FROM products_fts WHERE rowid = ?", (row["rowid"],))
         await self.db.execute("DELETE FROM products WHERE id = ?", (product_id,))
-        await self.db.execute("DELETE FROM vectors WHERE doc_key = ?", ("p:" + product_id,))
+        if not keep_vector:
+            await self.db.execute("DELETE FROM vectors WHERE doc_key = ?", ("p:" + product_id,))
+            self._txn_vectors = True
 
-    async def _write_product(self, product: Product, vector: npt.NDArray[np.float32] | None) -> None:
+    async def _write_product(self, product: Product, vector: npt.NDArray[np.float32] | None, text: str) -> None:
+        """Replace a product's rows; ``vector`` None keeps the stored vector (its text is unchanged)."""
         db = self.db
-        await self._delete_product(product.id)
+        await self._delete_product(product.id, keep_vector=vector is None)
         cursor = await db.execute(
             "INSERT INTO products (id, source, hash, data, category, brand, min_price, in_stock, edible) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -449,11 +493,13 @@ class SQLiteIndex(BaseIndex):
             facet_rows.extend((product.id, "colors", c) for c in title_colors(product))
         facet_rows.extend((product.id, "colors", COLOR_ALIASES[v]) for _, f, v in list(facet_rows) if f == "colors" and v in COLOR_ALIASES)
         await db.executemany("INSERT INTO facets (product_id, facet, value) VALUES (?, ?, ?)", sorted(set(facet_rows)))
-        await db.execute("INSERT INTO products_fts (rowid, text) VALUES (?, ?)", (rowid, product.search_text()))
+        await db.execute("INSERT INTO products_fts (rowid, text) VALUES (?, ?)", (rowid, text))
         if vector is not None:
             await db.execute(
-                "INSERT OR REPLACE INTO vectors (doc_key, vec) VALUES (?, ?)", ("p:" + product.id, vector.astype(np.float32).tobytes())
+                "INSERT OR REPLACE INTO vectors (doc_key, vec, text_hash) VALUES (?, ?, ?)",
+                ("p:" + product.id, vector.astype(np.float32).tobytes(), _text_hash(text)),
             )
+            self._txn_vectors = True
 
     async def _delete_passage(self, passage_id: str) -> None:
         async with self.db.execute("SELECT rowid FROM passages WHERE id = ?", (passage_id,)) as cur:
@@ -462,6 +508,7 @@ class SQLiteIndex(BaseIndex):
             await self.db.execute("DELETE FROM passages_fts WHERE rowid = ?", (row["rowid"],))
         await self.db.execute("DELETE FROM passages WHERE id = ?", (passage_id,))
         await self.db.execute("DELETE FROM vectors WHERE doc_key = ?", ("s:" + passage_id,))
+        self._txn_vectors = True
 
     async def upsert_passages(self, passages: Iterable[Passage], *, source: str | None = None) -> UpsertStats:
         items = list(passages)
@@ -470,6 +517,7 @@ class SQLiteIndex(BaseIndex):
         vectors = await self._embed([p.search_text() for p in changed])
         async with self._write_lock:
             await self.db.execute("BEGIN IMMEDIATE")
+            self._txn_vectors = False
             try:
                 for i, passage in enumerate(changed):
                     await self._delete_passage(passage.id)
@@ -488,15 +536,17 @@ class SQLiteIndex(BaseIndex):
                     )
                     if vectors is not None:
                         await self.db.execute(
-                            "INSERT OR REPLACE INTO vectors (doc_key, vec) VALUES (?, ?)", ("s:" + passage.id, vectors[i].tobytes())
+                            "INSERT OR REPLACE INTO vectors (doc_key, vec, text_hash) VALUES (?, ?, ?)",
+                            ("s:" + passage.id, vectors[i].tobytes(), _text_hash(passage.search_text())),
                         )
                 removed = await self._remove_missing("passages", source, {p.id for p in items})
                 await self.db.execute("COMMIT")
             except BaseException:
                 await self.db.execute("ROLLBACK")
+                self._txn_vectors = False
                 raise
-        if changed or removed:
-            await self._load_vectors()
+            if changed or removed:
+                self._mark_stale()
         added = sum(1 for p in changed if p.id not in existing)
         return UpsertStats(added=added, updated=len(changed) - added, unchanged=len(items) - len(changed), removed=removed)
 

@@ -76,3 +76,21 @@ async def test_one_customer_and_conversation_per_chat(tmp_path: Path) -> None:
 
 def test_store_repr_shows_no_connection_internals(tmp_path: Path) -> None:
     assert repr(Store(tmp_path / "x.db")) == f"Store(path={str(tmp_path / 'x.db')!r})"
+
+
+async def test_staff_taking_over_during_a_turn_wins_and_the_bot_reply_is_dropped(tmp_path: Path) -> None:
+    async with Store(tmp_path / "db.sqlite", clock=lambda: NOW) as store:
+        msg = inbound("race-1", chat="racer")
+        accepted = await store.accept(msg)
+        conversation = await store.conversation_for(msg)  # the turn starts in state "bot"
+        async with store.transaction() as db:  # meanwhile, staff claims the thread
+            await db.execute("UPDATE conversations SET state = 'human', owner = 'staff-1' WHERE id = ?", (conversation.id,))
+        written = await store.finish_turn(
+            accepted.inbox_id, conversation, msg, [OutboundMessage("bot answer")], outbox=True, started_in="bot"
+        )
+        assert written is None
+        after = await store.get_conversation(conversation.id)
+        assert after is not None and (after.state, after.owner) == ("human", "staff-1")
+        assert await store.replies_for(accepted.inbox_id) == []
+        assert await store.outbox_items("web", "racer") == []
+        assert await store.count("messages") == 1  # the shopper's message is kept for staff

@@ -243,14 +243,9 @@ class ProgressBar:
         self.stream.flush()
 
 
-def _index_errors() -> tuple[type[Exception], ...]:
-    # a Weaviate index raises these, and only then is its (heavy) module loaded
-    module = sys.modules.get("kb.weaviate_index")
-    return (module.IndexUnavailableError, module.WeaviateIndexError) if module is not None else ()
-
-
 async def _ingest(settings: Settings, path: Path, fmt: str | None) -> int:
     from bot.runtime import build_index
+    from kb.index import IndexUnavailableError, WeaviateIndexError
     from kb.inventory import ingest_path
 
     try:
@@ -259,7 +254,7 @@ async def _ingest(settings: Settings, path: Path, fmt: str | None) -> int:
     except ValueError as exc:  # IngestError (the file is unusable) or an unknown format name
         print(f"shopkeeper: {exc}", file=sys.stderr)
         return 2
-    except _index_errors() as exc:
+    except (IndexUnavailableError, WeaviateIndexError) as exc:
         print(f"shopkeeper: {exc}", file=sys.stderr)
         return 3
     for error in report.errors:
@@ -276,6 +271,7 @@ async def _ingest(settings: Settings, path: Path, fmt: str | None) -> int:
 async def _inventory_set(settings: Settings, sku: str, qty: int) -> int:
     from bot.runtime import build_index
     from bot.store import Store
+    from kb.index import IndexUnavailableError, WeaviateIndexError
     from kb.inventory import UnknownSkuError, set_stock
 
     try:
@@ -284,7 +280,7 @@ async def _inventory_set(settings: Settings, sku: str, qty: int) -> int:
     except UnknownSkuError as exc:
         print(f"shopkeeper: {exc}", file=sys.stderr)
         return 1
-    except _index_errors() as exc:
+    except (IndexUnavailableError, WeaviateIndexError) as exc:
         print(f"shopkeeper: {exc}", file=sys.stderr)
         return 3
     old = "untracked" if change.old is None else str(change.old)

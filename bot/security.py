@@ -37,6 +37,8 @@ DOCS_CSP = (
 )
 DEFAULT_CSP = b"default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 MAX_BODY_BYTES = 1_000_000
+SIGNED_ROUTES = frozenset({"/api/catalog", "/api/inventory"})
+SIGNED_ROUTE_MAX_BODY = 50_000_000
 
 
 class TokenBucket:
@@ -78,11 +80,14 @@ class HardeningMiddleware:
             return
         path: str = scope["path"]
         headers = dict(scope.get("headers") or [])
+        # signed store-system routes (catalog upload, inventory) have their own limits and are not throttled
+        store_system = path in SIGNED_ROUTES
+        max_body = SIGNED_ROUTE_MAX_BODY if store_system else self.max_body
         declared = headers.get(b"content-length", b"").decode("latin-1")
-        if declared.isdecimal() and int(declared) > self.max_body:
-            await _error(send, 413, f"request body larger than {self.max_body} bytes")
+        if declared.isdecimal() and int(declared) > max_body:
+            await _error(send, 413, f"request body larger than {max_body} bytes")
             return
-        limited = path.startswith(("/api/", "/staff/login"))
+        limited = path.startswith(("/api/", "/staff/login")) and not store_system
         if limited:
             allowed, wait = self.limiter.allow(f"{self._client(scope, headers)}:{path.split('/')[1]}")
             if not allowed:
@@ -106,7 +111,7 @@ class HardeningMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body:
+                if received > max_body:
                     raise BodyTooLargeError
             return message
 
@@ -115,7 +120,7 @@ class HardeningMiddleware:
         try:
             await self.app(scope, limited_receive, send_with_headers)
         except BodyTooLargeError:
-            await _error(send, 413, f"request body larger than {self.max_body} bytes")
+            await _error(send, 413, f"request body larger than {max_body} bytes")
         finally:
             request_id.reset(token)
 

@@ -26,7 +26,6 @@ import hashlib
 import hmac
 import json
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -36,7 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from bot.runtime import Runtime
-from kb.index import BaseIndex
+from kb.index import BaseIndex, IndexUnavailableError
 from kb.ingest import FORMATS, IngestError
 from kb.inventory import MAX_QUANTITY, StockChange, UnknownSkuError, ingest_path, set_stocks
 
@@ -143,13 +142,6 @@ async def _signed_body(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _unavailable_errors() -> tuple[type[Exception], ...]:
-    # only a Weaviate-backed index raises it, and then its module is loaded; importing it here
-    # otherwise would load the Weaviate client into every process
-    module = sys.modules.get("kb.weaviate_index")
-    return (module.IndexUnavailableError,) if module is not None else ()
-
-
 def _change_out(change: StockChange) -> StockChangeOut:
     return StockChangeOut(
         sku=change.sku, product_id=change.product_id, old=change.old, new=change.new, back_in_stock=change.back_in_stock
@@ -178,7 +170,7 @@ async def update_inventory(request: Request) -> InventoryResponse:
         raise HTTPException(404, detail=str(exc)) from None
     except ValueError as exc:
         raise HTTPException(422, detail=str(exc)) from None
-    except _unavailable_errors() as exc:
+    except IndexUnavailableError as exc:
         raise HTTPException(503, detail=f"knowledge base unavailable: {exc}") from None
     return InventoryResponse(
         changes=[_change_out(change) for change in changes],
@@ -233,5 +225,5 @@ async def upload_catalog(request: Request) -> CatalogResponse:
     runtime = _runtime(request)
     try:
         return await _ingest_upload(runtime.index, body, query.format, query.source, runtime.settings.currency)
-    except _unavailable_errors() as exc:
+    except IndexUnavailableError as exc:
         raise HTTPException(503, detail=f"knowledge base unavailable: {exc}") from None

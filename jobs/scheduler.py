@@ -54,11 +54,14 @@ def build_dispatcher(runtime: Runtime, lease: SchedulerLease | None) -> FollowUp
     )
 
 
-def build_scheduler(runtime: Runtime) -> AsyncIOScheduler:
-    """A scheduler with shopkeeper's periodic jobs; call ``start()`` inside the event loop."""
+def build_scheduler(runtime: Runtime, *, lease: SchedulerLease | None = None) -> AsyncIOScheduler:
+    """A scheduler with shopkeeper's periodic jobs; call ``start()`` inside the event loop.
+
+    ``lease`` defaults to a new lease of this process (``scheduler_lease_seconds``).
+    """
     scheduler = AsyncIOScheduler(timezone="UTC")
     settings = runtime.settings
-    lease = SchedulerLease(runtime.store, ttl=timedelta(seconds=settings.scheduler_lease_seconds))
+    lease = lease or SchedulerLease(runtime.store, ttl=timedelta(seconds=settings.scheduler_lease_seconds))
     dispatcher = build_dispatcher(runtime, lease)
     policy = dispatcher.policy
 

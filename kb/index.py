@@ -19,6 +19,19 @@ from kb.models import Hit, HitKind, Passage, Product, SearchFilters
 ALL_KINDS: tuple[HitKind, ...] = ("product", "passage")
 
 
+class IndexUnavailableError(RuntimeError):
+    """The index cannot answer now (server down, unreachable, timed out, not open).
+
+    Raised instead of the vendor's exceptions so the engine can fall back (to the
+    embedded index, or an apology) without importing weaviate.
+    """
+
+
+class WeaviateIndexError(RuntimeError):
+    """A server-backed index (Weaviate) answered but refused the request (rejected objects, schema conflict)."""
+
+
+
 @dataclass(frozen=True, slots=True)
 class UpsertStats:
     added: int = 0

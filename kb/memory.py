@@ -211,6 +211,28 @@ class IndexMemory:
         return mask & self.is_product
 
 
+def noise_probes(count: int = 32, seed: int = 20240611) -> list[str]:
+    """Random letter strings ("qhy prhlhv"): queries that mean nothing, in no language.
+
+    Their mean query vector is the embedder's *noise direction*; how much closer a
+    query is to the catalog than to it tells a real match from a query the model
+    cannot place (see :func:`rank_dense`).
+    """
+    import random
+    import string
+
+    rng = random.Random(seed)  # noqa: S311 - a fixed, reproducible probe set
+    words = lambda: "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 7)))  # noqa: E731
+    return [" ".join(words() for _ in range(rng.randint(1, 3))) for _ in range(count)]
+
+
+def noise_direction(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The normalised mean of the probes' query vectors."""
+    mean = vectors.mean(axis=0)
+    norm = float(np.linalg.norm(mean)) or 1.0
+    return (mean / norm).astype(np.float32)
+
+
 def rank_dense(
     similarities: npt.NDArray[np.float32],
     mean: float,
@@ -219,14 +241,17 @@ def rank_dense(
     bonus: Floats,
     config: RankingConfig,
     k: int,
+    noise: float = float("-inf"),
 ) -> list[tuple[int, float]]:
     """The ``k`` best candidates as ``(position, fused score)``, best first; [] when none is relevant.
 
     ``similarities`` are the query's cosine similarities to the candidates (the
     documents the filters allow), ``mean`` / ``spread`` those of the query to the
-    whole catalog, ``lexical`` each candidate's BM25 score (0: no match) and
-    ``bonus`` an addition to its fused score. Nothing is returned when the best
-    candidate is below ``config.dense_floor``; candidates below
+    whole catalog, ``lexical`` each candidate's BM25 score (0: no match), ``bonus``
+    an addition to its fused score and ``noise`` the query's similarity to the
+    noise direction (:func:`noise_direction`). Nothing is returned when the best
+    candidate is below ``config.dense_floor`` or less than ``config.noise_margin``
+    above ``noise``; candidates below
     ``mean + config.min_z · spread`` are dropped; the rest are ranked by
     ``w · dense + (1 − w) · bm25`` with dense scaled to [0, 1] between that cut-off
     and the best candidate and BM25 divided by the best candidate's.
@@ -234,7 +259,7 @@ def rank_dense(
     if k <= 0 or similarities.size == 0:
         return []
     best = float(similarities.max())
-    if best < config.dense_floor:
+    if best < config.dense_floor or best - noise < config.noise_margin:
         return []
     cutoff = min(mean + config.min_z * (spread or 1.0), best)
     keep = np.flatnonzero(similarities >= cutoff)

@@ -50,7 +50,7 @@ import numpy.typing as npt
 
 from kb.embedder import Embedder
 from kb.index import ALL_KINDS, BaseIndex, UpsertStats
-from kb.memory import IndexMemory, ProductRow, VariantRow, rank_dense
+from kb.memory import IndexMemory, ProductRow, VariantRow, noise_direction, noise_probes, rank_dense
 from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
 
 log = logging.getLogger(__name__)
@@ -144,6 +144,7 @@ class RankingConfig:
     mode: SearchMode = "hybrid"
     dense_weight: float = 0.8
     dense_floor: float = 0.80
+    noise_margin: float = -0.085
     min_z: float = 1.0
     passage_language_bonus: float = 0.15
     lexical_candidates: int = 300
@@ -250,6 +251,10 @@ def _variant_option(variant: Variant, *names: str) -> str | None:
         if key.lower() in names:
             return str(value).lower()
     return None
+
+
+# noise direction per embedder model name (the same for every index using that model)
+_NOISE_VECTORS: dict[str, npt.NDArray[np.float32]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -604,6 +609,16 @@ class SQLiteIndex(BaseIndex):
             ranked = self._rank_lexical(lexical, allowed, filters.lang, k)
         return await self._hits(ranked)
 
+    async def _noise_vector(self) -> npt.NDArray[np.float32]:
+        """The embedder's noise direction (:func:`kb.memory.noise_direction`), computed once per model."""
+        assert self.embedder is not None  # noqa: S101 - only called with an embedder
+        cached = _NOISE_VECTORS.get(self.embedder.name)
+        if cached is None:
+            embedder = self.embedder
+            probes = await asyncio.to_thread(lambda: np.stack([embedder.embed_query(p) for p in noise_probes()]))
+            cached = _NOISE_VECTORS.setdefault(embedder.name, noise_direction(probes))
+        return cached
+
     def _is_preferred_language(self, passage_id: str, lang: str | None) -> bool:
         return bool(lang) and self._passage_langs.get(passage_id) == (lang or "").replace("-", "_")
 
@@ -632,6 +647,7 @@ class SQLiteIndex(BaseIndex):
     ) -> list[_Ranked]:
         assert self.embedder is not None  # noqa: S101 - checked by the caller
         vector = await asyncio.to_thread(self.embedder.embed_query, query)
+        noise_vector = await self._noise_vector()
         config = self.ranking
         lang = filters.lang
         product_filters = "product" in kinds and not filters.is_empty()
@@ -662,8 +678,9 @@ class SQLiteIndex(BaseIndex):
                 for row, i in position.items():
                     if memory.passage_language[row] == wanted:
                         bonus[i] = config.passage_language_bonus
+            noise = float(noise_vector @ vector)
             ranked = rank_dense(
-                similarities, float(sample_scores.mean()), float(sample_scores.std()), lexical_scores, bonus, config, k
+                similarities, float(sample_scores.mean()), float(sample_scores.std()), lexical_scores, bonus, config, k, noise
             )
             return [_Ranked(memory.keys[int(rows[i])], score) for i, score in ranked]
 

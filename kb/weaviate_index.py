@@ -65,7 +65,7 @@ from weaviate.exceptions import WeaviateBaseError
 from weaviate.util import generate_uuid5
 
 from kb.embedder import Embedder
-from kb.index import ALL_KINDS, BaseIndex, UpsertStats
+from kb.index import ALL_KINDS, BaseIndex, IndexUnavailableError, UpsertStats, WeaviateIndexError
 from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
 from kb.sqlite_index import COLOR_ALIASES, DIETARY_FREE_FROM, is_edible, title_colors
 
@@ -96,18 +96,6 @@ SEARCH_MAX_PAGES = 5
 DENSE_MAX_DISTANCE = 0.20
 # Score added to a passage in the shopper's language (relative-score fusion tops at 1.0).
 LANG_BONUS = 0.5
-
-
-class IndexUnavailableError(RuntimeError):
-    """The index cannot answer now (server down, unreachable, timed out, not open).
-
-    Raised instead of the vendor's exceptions so the engine can fall back (to the
-    embedded index, or an apology) without importing weaviate.
-    """
-
-
-class WeaviateIndexError(RuntimeError):
-    """Weaviate answered but refused the request (rejected objects, schema conflict)."""
 
 
 # --------------------------------------------------------------------------- connection

@@ -54,7 +54,9 @@ _ids = itertools.count(1)
 
 
 @asynccontextmanager
-async def claude_runtime(settings: Settings, fake: FakeMessagesAPI, **client_options: Any) -> AsyncIterator[tuple[Runtime, ClaudeResponder]]:
+async def claude_runtime(
+    settings: Settings, fake: FakeMessagesAPI, **client_options: Any
+) -> AsyncIterator[tuple[Runtime, ClaudeResponder]]:
     """The real runtime on the demo store, its engine answering with Claude over the fake API."""
     turn_timeout = client_options.pop("turn_timeout", 10.0)
     async with open_runtime(settings) as runtime:
@@ -84,7 +86,8 @@ async def verify(runtime: Runtime, sender: str, customer_id: str) -> None:
 
 
 def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [b for m in body["messages"] if m["role"] == "user" and isinstance(m["content"], list) for b in m["content"] if b["type"] == "tool_result"]
+    user = [m["content"] for m in body["messages"] if m["role"] == "user" and isinstance(m["content"], list)]
+    return [b for content in user for b in content if b["type"] == "tool_result"]
 
 
 def tool_data(block: dict[str, Any]) -> dict[str, Any]:

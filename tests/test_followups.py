@@ -536,19 +536,24 @@ async def test_a_dead_holder_on_this_machine_is_replaced_at_once(tmp_path: Path,
 
 
 async def test_web_and_worker_start_schedulers_but_one_works(settings: Settings) -> None:
+    settings = settings.model_copy(update={"followup_quiet_start": time(0), "followup_quiet_end": time(0)})  # real clock here
     async with open_runtime(settings) as web, open_runtime(settings) as worker:
-        schedulers = [build_scheduler(web), build_scheduler(worker)]
+        leases = [SchedulerLease(rt.store, ttl=timedelta(seconds=30)) for rt in (web, worker)]
+        schedulers = [build_scheduler(rt, lease=lease) for rt, lease in zip((web, worker), leases, strict=True)]
         for scheduler in schedulers:
-            assert {job.id for job in scheduler.get_jobs()} >= {"scheduler_lease", "followups", "inbox_recovery", "followup_conversions"}
-        for scheduler in schedulers:
+            assert {job.id for job in scheduler.get_jobs()} >= {
+                "scheduler_lease", "followups", "inbox_recovery", "followup_conversions", "privacy_erasures",
+            }
+        customer = await shopper(web.store, "shopper-7", channel="web", purposes=(Purpose.REMINDERS,))
+        await reminder(web.store, customer, "shopper-7", web.store.now() - timedelta(minutes=1), channel="web", timezone="UTC")
+        for scheduler in schedulers:  # both processes tick: lease first, then the dispatcher
             await scheduler.get_job("scheduler_lease").func()
-        async with web.store.db.execute("SELECT COUNT(*) FROM scheduler_lease") as cur:
-            assert (await cur.fetchone())[0] == 1  # type: ignore[index]
-        holders = []
         for scheduler in schedulers:
-            lease_job = scheduler.get_job("scheduler_lease").func
-            holders.append(lease_job.__closure__ is not None)
-        assert all(holders)
+            await scheduler.get_job("followups").func()
+        assert [lease.held for lease in leases] == [True, False]
+        messages = await web.store.messages_after("web", "shopper-7")
+        followups = [m for m in messages if m.payload and "followup_id" in m.payload]
+        assert len(followups) == 1 and "Reminder" in followups[0].text  # delivered once, to the web page's poll
 
 
 # -- conversion ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,9 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from bot.constraints import Budget, Constraints
 from bot.guardrails import (
@@ -457,7 +459,8 @@ async def test_the_offline_responder_passes_the_guardrail_untouched(settings: Se
     async with open_runtime(settings) as runtime:
         async with runtime.store.transaction() as db:
             await db.execute(
-                "INSERT INTO identities (channel, external_id, customer_id, verified, created_at) VALUES ('web', 'verified', 'cus_002', 1, ?)",
+                "INSERT INTO identities (channel, external_id, customer_id, verified, created_at) "
+                "VALUES ('web', 'verified', 'cus_002', 1, ?)",
                 (NOW.isoformat(),),
             )
         for locale, messages in SHOPPER_MESSAGES.items():
@@ -472,7 +475,8 @@ async def test_the_offline_responder_passes_the_guardrail_untouched(settings: Se
 async def test_every_demo_policy_page_quoted_offline_passes(settings: Settings) -> None:
     async with open_runtime(settings) as runtime:
         for locale in SUPPORTED_LOCALES:
-            hits = await runtime.index.search("shipping returns payment contact privacy size", SearchFilters(lang=locale), k=40, kinds=("passage",))
+            query = "shipping returns payment contact privacy size"
+            hits = await runtime.index.search(query, SearchFilters(lang=locale), k=40, kinds=("passage",))
             assert hits
             for hit in hits:
                 ctx = make_ctx("policy", hits=(hit,), locale=locale, intent=Intent.POLICY)

@@ -266,7 +266,7 @@ def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SHOPKEEPER_", "WEAVIATE_"))}
     env.update({"SHOPKEEPER_DATA_DIR": str(data_dir), "SHOPKEEPER_LOG_LEVEL": "WARNING", "PYTHONPATH": str(REPO)})
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], cwd=data_dir.parent, env=env, capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-m", "bot.cli", *args], cwd=data_dir.parent, env=env, capture_output=True, text=True, timeout=600, check=False
     )
 
 

@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     staff_reannounce_minutes: float = Field(default=5, gt=0)
     staff_idle_minutes: float = Field(default=30, gt=0)
 
+    # Retention (nightly job): transcripts, and orders (accounting)
+    transcript_retention_days: int = Field(default=90, ge=1)
+    order_retention_days: int = Field(default=365 * 6, ge=1)
+
     # Chat input limits (shared by every channel)
     max_message_chars: int = Field(default=4000, ge=1)
 

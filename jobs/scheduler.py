@@ -30,6 +30,7 @@ from jobs.erasure import erase_requested
 from jobs.followups import FollowUpDispatcher, FollowUpPolicy, attribute_conversions, template_senders
 from jobs.inbox_recovery import recover_unfinished
 from jobs.lease import SchedulerLease
+from jobs.retention import RetentionPolicy, apply_retention
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,15 @@ def build_scheduler(runtime: Runtime, *, lease: SchedulerLease | None = None) ->
     renew = settings.scheduler_lease_seconds / 3
     scheduler.add_job(keep_lease, "interval", seconds=renew, id="scheduler_lease", next_run_time=now, **common)
     scheduler.add_job(inbox_recovery, "interval", seconds=INBOX_RECOVERY_SECONDS, id="inbox_recovery", **common)
+    async def retention() -> None:
+        policy = RetentionPolicy(
+            transcript_days=runtime.settings.transcript_retention_days, order_days=runtime.settings.order_retention_days
+        )
+        await apply_retention(runtime.store, policy, runtime.store.now())
+
+    # nightly, at 03:30 in the store's timezone
+    scheduler.add_job(retention, "cron", hour=3, minute=30, timezone=runtime.shop.timezone, id="retention", coalesce=True)
+
     scheduler.add_job(privacy_erasures, "interval", seconds=ERASURE_SECONDS, id="privacy_erasures", **common)
     scheduler.add_job(
         followups, "interval", seconds=settings.followup_dispatch_seconds, id="followups",

@@ -54,7 +54,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from urllib.parse import urlsplit
 
 from babel.dates import get_month_names
@@ -127,14 +127,15 @@ class Verdict:
 # -- text normalisation ---------------------------------------------------------
 
 
+_COMBINING = re.compile(r"[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_SPACES = re.compile(r"[ \t\u00a0\u202f]+")
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'"})
 
 
 def fold(text: str) -> str:
     """Lowercase, accents removed, compatibility forms unified, Markdown emphasis dropped."""
     text = unicodedata.normalize("NFKD", strip_invisible(text).casefold()).translate(_APOSTROPHES)
-    text = "".join(c for c in text if not unicodedata.combining(c))
-    return re.sub(r"[ \t\u00a0\u202f]+", " ", text.replace("*", "").replace("`", ""))
+    return _SPACES.sub(" ", _COMBINING.sub("", text).replace("*", "").replace("`", ""))
 
 
 def _phrases(*items: str) -> re.Pattern[str]:
@@ -330,6 +331,11 @@ _SAME = {
     "discount": r"discount|% off|descuento|rebaja|remise|reduction|rabais|soldes|rabatt|nachlass|desconto|promocao",
     "compensation": r"compensation|compensate|indemniz|indemnis|entschadigung|kulanz",
     "free gift": r"free gift|regalo gratis|cadeau (?:gratuit|offert)|gratis geschenk|brinde",
+    "promotion": r"limited[- ]time|(?:special|exclusive|seasonal|summer|holiday|launch) (?:offers?|deals?|prices?|promotions?)"
+    r"|today only|this week only|flash sale|(?<!for )\bsales?\b|\bpromo(?:tion)?s?\b|\boffer (?:ends|expires|is valid|of)\b"
+    r"|ofertas? (?:especial(?:es)?|limitadas?|exclusivas?)|por tiempo limitado|solo hoy|rebajas"
+    r"|offres? (?:speciales?|limitees?|exclusives?)|duree limitee|aujourd'hui seulement|promotion"
+    r"|sonderangebot|zeitlich begrenzt|nur heute|\baktion\b|oferta (?:especial|limitada|exclusiva)|por tempo limitado|so hoje|promocao",
 }
 # claim pattern (in the reply) and support pattern (in a retrieved store page)
 POLICY_CLAIMS: dict[str, tuple[re.Pattern[str], re.Pattern[str]]] = {
@@ -470,7 +476,8 @@ class Grounding:
             if ctx.customer_verified:
                 orders.update({n: o for n, o in evidence.orders.items() if o.customer_id == ctx.conversation.customer_id})
         shopper = strip_invisible(f"{ctx.inbound.text}\n{ctx.inbound.button_payload or ''}")
-        trusted = "\n".join(f"{p.title}\n{p.text}" for p in passages.values())
+        pages = [_page_facts(p, ctx.locale) for p in passages.values()]
+        trusted = "\n".join(f.text for f in pages)
         product_text = "\n".join(_product_text(p) for p in products.values())
 
         prices: set[Decimal] = set()
@@ -490,8 +497,8 @@ class Grounding:
                 order_dates.add((moment.month, moment.day))
             if order.tracking_url:
                 urls.add(_url_key(order.tracking_url))
-        for _text, values, _position in amounts(trusted, ctx.locale):
-            prices.update(values)
+        for page in pages:
+            prices.update(page.amounts)
         budget = {
             v.quantize(CENT)
             for v in (ctx.filters.max_price, ctx.filters.min_price, ctx.constraints.budget.max, ctx.constraints.budget.min)
@@ -502,7 +509,7 @@ class Grounding:
         urls.update(_url_key(p.url) for p in passages.values() if p.url)
         today = ctx.now.astimezone(ctx.shop.tz).date()
         near_days = {today + timedelta(days=d) for d in (-1, 0, 1)}
-        data_folded = fold(f"{trusted}\n{product_text}")
+        product_folded = fold(product_text)
         shopper_folded = fold(shopper)
         emails = {m.group(0).casefold() for m in _EMAIL.finditer(f"{trusted}\n{shopper}")}
         if ctx.shop.support_email:
@@ -514,12 +521,18 @@ class Grounding:
             shopper_text=shopper,
             prices=frozenset(prices),
             budget=frozenset(budget),
-            trusted_percents=frozenset(_percent_values(trusted)),
-            data_percents=frozenset(_percent_values(f"{trusted}\n{product_text}\n{shopper}")),
+            trusted_percents=frozenset().union(*(f.percents for f in pages)),
+            data_percents=frozenset().union(*(f.percents for f in pages), _percent_values(f"{product_text}\n{shopper}")),
             stock=frozenset(stock),
-            dates=frozenset(_dates(data_folded) | _dates(shopper_folded) | order_dates | {(d.month, d.day) for d in near_days}),
-            durations=frozenset(_durations(fold(trusted)) | _durations(shopper_folded)),
-            trusted_folded=fold(trusted),
+            dates=frozenset().union(
+                *(f.dates for f in pages),
+                _dates(product_folded),
+                _dates(shopper_folded),
+                order_dates,
+                {(d.month, d.day) for d in near_days},
+            ),
+            durations=frozenset().union(*(f.durations for f in pages), _durations(shopper_folded)),
+            trusted_folded="\n".join(f.folded for f in pages),
             data_digits=re.sub(r"\D", "", f"{trusted}\n{product_text}\n{shopper}\n{ctx.shop.support_email}"),
             hosts=tuple(d.casefold().removeprefix("www.") for d in ctx.shop.domains),
             urls=frozenset(urls),
@@ -542,6 +555,32 @@ class Grounding:
 
     def email_allowed(self, email: str) -> bool:
         return email.casefold() in self.emails or self.host_allowed(email.rsplit("@", 1)[-1])
+
+
+@dataclass(frozen=True, slots=True)
+class _PageFacts:
+    """What one store page states, parsed once (the same policy pages come back every turn)."""
+
+    text: str
+    folded: str
+    amounts: frozenset[Decimal]
+    percents: frozenset[Decimal]
+    dates: frozenset[tuple[int, int]]
+    durations: frozenset[tuple[int, str]]
+
+
+@lru_cache(maxsize=2048)
+def _page_facts(passage: Passage, locale: str) -> _PageFacts:
+    text = f"{passage.title}\n{passage.text}"
+    folded = fold(text)
+    return _PageFacts(
+        text=text,
+        folded=folded,
+        amounts=frozenset(v for _written, values, _position in amounts(text, locale) for v in values),
+        percents=frozenset(_percent_values(text)),
+        dates=frozenset(_dates(folded)),
+        durations=frozenset(_durations(folded)),
+    )
 
 
 def _product_text(product: Product) -> str:
@@ -618,13 +657,17 @@ def _check_claims(folded: str, grounding: Grounding) -> list[Violation]:
     return found
 
 
+@cache
+def _disparagement(store_name: str) -> re.Pattern[str]:
+    reference = _STORE_REFERENCE + "|" + re.escape(fold(store_name)) if store_name else _STORE_REFERENCE
+    return re.compile(
+        rf"(?:{reference})[^.!?\n]{{0,50}}?\b(?:{_NEGATIVE})\b|\b(?:{_NEGATIVE})\b[^.!?\n]{{0,40}}?(?:{reference})"
+    )
+
+
 def _check_language(folded: str, ctx: TurnContext) -> list[Violation]:
     found = [Violation("profanity", m.group(0)) for m in PROFANITY.finditer(folded)]
-    store_reference = _STORE_REFERENCE + "|" + re.escape(fold(ctx.shop.name)) if ctx.shop.name else _STORE_REFERENCE
-    pattern = re.compile(
-        rf"(?:{store_reference})[^.!?\n]{{0,50}}?\b(?:{_NEGATIVE})\b|\b(?:{_NEGATIVE})\b[^.!?\n]{{0,40}}?(?:{store_reference})"
-    )
-    found += [Violation("disparagement", m.group(0)[:80]) for m in pattern.finditer(folded)]
+    found += [Violation("disparagement", m.group(0)[:80]) for m in _disparagement(ctx.shop.name).finditer(folded)]
     found += [Violation("disparagement", m.group(0)) for m in _ELSEWHERE.finditer(folded)]
     found += [Violation("impersonation", m.group(0)) for m in _HUMAN_CLAIM.finditer(folded)]
     return found

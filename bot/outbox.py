@@ -107,11 +107,19 @@ class OutboxSender:
         self._stopped.set()
 
     async def deliver_due(self, limit: int = 50) -> int:
-        """One pass over due deliveries; returns how many were attempted."""
-        items = await self._store.claim_due_outbox(self._clock(), limit)
-        for item in items:
-            await self._deliver(item)
-        return len(items)
+        """One pass over due deliveries (at most ``limit``); returns how many were attempted.
+
+        Rows are claimed one at a time, right before their send: a crash leaves only the
+        row in flight ``sending`` (``maybe_sent`` after restart), never rows not yet tried.
+        """
+        attempted = 0
+        while attempted < limit:
+            items = await self._store.claim_due_outbox(self._clock(), 1)
+            if not items:
+                break
+            await self._deliver(items[0])
+            attempted += 1
+        return attempted
 
     async def _deliver(self, item: OutboxItem) -> None:
         channel = self._channels.get(item.channel)

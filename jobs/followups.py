@@ -46,6 +46,7 @@ the staff dashboard.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -86,6 +87,7 @@ IN_FLIGHT = ("queued", "sending", "sent", "maybe_sent")  # statuses of a follow-
 TEMPLATE_MAX_ATTEMPTS = 5
 TEMPLATE_BACKOFF = timedelta(seconds=30)
 EVENTS_PER_PASS = 100
+HANDOFF_POLL_SECONDS = 0.02
 ATTRIBUTION_LOOKBACK = 5  # windows back: orders may be imported days after they were placed
 
 
@@ -104,6 +106,7 @@ class FollowUpPolicy:
     restock_wave: timedelta = timedelta(minutes=60)
     staff_recheck: timedelta = timedelta(minutes=30)
     batch_size: int = 200
+    handoff_limit: int = 200  # follow-ups waiting in the outbox at most (the rest wait in the follow-ups table)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FollowUpPolicy:
@@ -481,9 +484,10 @@ class _Planned:
 class _TemplateJob:
     followup_id: int
     kind: str
-    outbox_id: int
+    conversation_id: str | None
     channel: str
     chat_id: str
+    payload: str
     text: str
     locale: str
     attempts: int
@@ -531,19 +535,38 @@ class FollowUpDispatcher:
         report.created = await self.consume_back_in_stock_events()
         report.reconciled = await self.reconcile()
         started = monotonic_time.monotonic()
-        while True:
-            examined = await self._dispatch_batch(report)
+        while monotonic_time.monotonic() - started <= self._time_budget or not report.examined:
+            room = self.policy.handoff_limit - await self._outbox_backlog()
+            if room <= 0:  # the outbox is busy: hand over more as it drains (its claims stay cheap and one at a time)
+                await asyncio.sleep(HANDOFF_POLL_SECONDS)
+                if monotonic_time.monotonic() - started > self._time_budget:
+                    break
+                continue
+            limit = min(self.policy.batch_size, room)
+            examined = await self._dispatch_batch(report, limit)
             report.examined += examined
-            if examined < self.policy.batch_size or monotonic_time.monotonic() - started > self._time_budget:
+            if examined < limit:
                 break
         return report
 
+    async def _outbox_backlog(self) -> int:
+        async with self._store.db.execute("SELECT COUNT(*) FROM outbox WHERE status = 'pending'") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
     async def recover(self) -> int:
-        """After a crash (run when the lease is taken): templates caught mid-send are ``maybe_sent``, never resent."""
+        """After a crash (run when the lease is taken): templates caught mid-send are ``maybe_sent``, never resent.
+
+        Templates queued but not yet claimed go back to ``pending`` (they were never tried).
+        """
         now = stamp(self._clock())
         async with self._store.transaction() as db:
             if self._lease is not None:
                 await self._lease.check(db)
+            await db.execute(
+                "UPDATE followups SET status = 'pending', sent_at = NULL, attempts = attempts - 1 "
+                "WHERE status = 'queued' AND via = 'template' AND outbox_id IS NULL"
+            )
             await db.execute(
                 "UPDATE outbox SET status = 'maybe_sent', error = 'interrupted while sending a follow-up template' "
                 "WHERE status = 'sending' AND id IN (SELECT outbox_id FROM followups WHERE status = 'sending')"
@@ -604,11 +627,12 @@ class FollowUpDispatcher:
 
     # -- dispatch ----------------------------------------------------------------------------
 
-    async def _dispatch_batch(self, report: DispatchReport) -> int:
+    async def _dispatch_batch(self, report: DispatchReport, limit: int) -> int:
         now = self._clock()
         async with self._store.db.execute(
-            f"SELECT {DUE_COLUMNS} {DUE_JOINS} WHERE f.status = 'pending' AND f.due_at <= ? ORDER BY f.due_at, f.requested_at, f.id LIMIT ?",
-            (stamp(now), self.policy.batch_size),
+            f"SELECT {DUE_COLUMNS} {DUE_JOINS} WHERE f.status = 'pending' AND f.due_at <= ? "
+            "ORDER BY f.due_at, f.requested_at, f.id LIMIT ?",
+            (stamp(now), limit),
         ) as cur:
             items = [_due(row) for row in await cur.fetchall()]
         if not items:
@@ -682,10 +706,17 @@ class FollowUpDispatcher:
         return wave
 
     async def _apply(self, planned: Sequence[_Planned], now: datetime, report: DispatchReport) -> list[_TemplateJob]:
-        """Write the batch's decisions in one transaction, fenced by the lease; returns the templates to send."""
-        jobs: list[_TemplateJob] = []
+        """Write the batch's decisions in one transaction, fenced by the lease; returns the templates to send.
+
+        Sends become ``queued`` with their transcript message and ``pending`` outbox row
+        (web and terminal: ``sent``, the message is the delivery); templates stay
+        ``queued`` without an outbox row until :meth:`_send_template` claims each one.
+        """
+        at, iso = stamp(now), now.astimezone(UTC).isoformat()  # iso: the store's own format in its tables
+        defers: list[tuple[str, str, int]] = []
+        ends: list[tuple[str, str, str, int]] = []
+        sends: list[tuple[_Planned, Decision]] = []
         counted: list[tuple[str, str]] = []
-        at = stamp(now)
         async with self._store.transaction() as db:
             if self._lease is not None:
                 await self._lease.check(db)
@@ -700,23 +731,16 @@ class FollowUpDispatcher:
                         decision = Decision(Action.CANCEL, "no_consent")
                     elif state[1] in SILENT_STATES:
                         decision = Decision(Action.DEFER, "staff", self.policy.next_allowed(now + self.policy.staff_recheck, item.timezone))
-                if decision.action is Action.DEFER:
-                    assert decision.at is not None  # noqa: S101 - decide() always dates a deferral
-                    await db.execute(
-                        "UPDATE followups SET due_at = ?, reason = ? WHERE id = ? AND status = 'pending'",
-                        (stamp(decision.at), decision.reason, item.id),
-                    )
+                if decision.action is Action.DEFER and decision.at is not None:
+                    defers.append((stamp(decision.at), decision.reason, item.id))
                 elif decision.action in (Action.CANCEL, Action.BLOCK):
-                    status = "cancelled" if decision.action is Action.CANCEL else "blocked"
-                    await db.execute(
-                        "UPDATE followups SET status = ?, reason = ?, ended_at = ? WHERE id = ? AND status = 'pending'",
-                        (status, decision.reason, at, item.id),
-                    )
+                    ends.append(("cancelled" if decision.action is Action.CANCEL else "blocked", decision.reason, at, item.id))
                 elif plan.message is not None:
-                    job = await self._queue(db, plan, decision, now)
-                    if job is not None:
-                        jobs.append(job)
+                    sends.append((plan, decision))
                 counted.append((item.kind, decision.reason if decision.action is Action.DEFER else _outcome(decision, item)))
+            await db.executemany("UPDATE followups SET due_at = ?, reason = ? WHERE id = ? AND status = 'pending'", defers)
+            await db.executemany("UPDATE followups SET status = ?, reason = ?, ended_at = ? WHERE id = ? AND status = 'pending'", ends)
+            jobs = await self._queue(db, sends, at, iso) if sends else []
         for kind, outcome in counted:
             report.outcomes[outcome] += 1
             self._metrics.followups.labels(kind, outcome.split("+")[0]).inc()
@@ -735,85 +759,110 @@ class FollowUpDispatcher:
                     fresh[row["id"]] = (row["consent"], row["state"])
         return fresh
 
-    async def _queue(self, db: Any, plan: _Planned, decision: Decision, now: datetime) -> _TemplateJob | None:
-        item, message = plan.item, plan.message
-        at = stamp(now)
-        iso = now.astimezone(UTC).isoformat()  # the store's own format in its tables (the outbox compares it as text)
-        assert message is not None  # noqa: S101 - only sends are queued
-        direct = item.channel in DIRECT_CHANNELS
-        template = decision.action is Action.TEMPLATE
-        status = "sent" if direct else ("sending" if template else "queued")
-        via = "direct" if direct else ("template" if template else "message")
-        cur = await db.execute(
+    async def _queue(self, db: Any, sends: Sequence[tuple[_Planned, Decision]], at: str, iso: str) -> list[_TemplateJob]:
+        """The batch's sends, a few statements for the whole batch (inside :meth:`_apply`'s transaction)."""
+        claims = []
+        messages: list[dict[str, Any]] = []
+        outbox: list[dict[str, Any]] = []
+        jobs: list[_TemplateJob] = []
+        for plan, decision in sends:
+            item, message = plan.item, plan.message
+            assert message is not None  # noqa: S101 - only sends are queued
+            direct = item.channel in DIRECT_CHANNELS
+            template = decision.action is Action.TEMPLATE
+            via = "direct" if direct else ("template" if template else "message")
+            claims.append(("sent" if direct else "queued", via, at, at if direct else None, plan.locale, item.id))
+            payload = json.dumps({**message.to_dict(), "followup_id": item.id}, ensure_ascii=False)
+            if item.conversation is not None:
+                messages.append({"conversation": item.conversation, "text": message.text, "payload": payload})
+            if template:
+                jobs.append(_TemplateJob(item.id, item.kind, item.conversation, item.channel, item.chat_id, payload,
+                                         template_text(message), plan.locale, item.attempts + 1))
+            elif not direct:
+                outbox.append({"conversation": item.conversation, "channel": item.channel, "chat": item.chat_id, "payload": payload})
+        await db.executemany(
             "UPDATE followups SET status = ?, via = ?, sent_at = ?, delivered_at = ?, locale = ?, attempts = attempts + 1, reason = NULL "
             "WHERE id = ? AND status = 'pending'",
-            (status, via, at, at if direct else None, plan.locale, item.id),
+            claims,
         )
-        if cur.rowcount != 1:
-            return None
-        payload = json.dumps({**message.to_dict(), "followup_id": item.id}, ensure_ascii=False)
-        message_id: int | None = None
-        if item.conversation is not None:
-            cur = await db.execute(
-                "INSERT INTO messages (conversation_id, direction, author, text, payload, created_at) VALUES (?, 'out', 'bot', ?, ?, ?)",
-                (item.conversation, message.text, payload, iso),
-            )
-            message_id = int(cur.lastrowid or 0)
-        outbox_id: int | None = None
-        if not direct:
-            cur = await db.execute(
+        links: dict[int, list[int | None]] = {item_id: [None, None] for *_rest, item_id in claims}
+        if messages:
+            async with db.execute(
+                "INSERT INTO messages (conversation_id, direction, author, text, payload, created_at) "
+                "SELECT value ->> '$.conversation', 'out', 'bot', value ->> '$.text', value ->> '$.payload', ? FROM json_each(?) "
+                "RETURNING id, json_extract(payload, '$.followup_id')",
+                (iso, json.dumps(messages, ensure_ascii=False)),
+            ) as cur:
+                for message_id, followup_id in await cur.fetchall():
+                    links[int(followup_id)][1] = int(message_id)
+        if outbox:
+            async with db.execute(
                 "INSERT INTO outbox (conversation_id, channel, chat_id, payload, status, next_attempt_at, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (item.conversation, item.channel, item.chat_id, payload, "sending" if template else "pending", iso, iso),
-            )
-            outbox_id = int(cur.lastrowid or 0)
-        await db.execute("UPDATE followups SET outbox_id = ?, message_id = ? WHERE id = ?", (outbox_id, message_id, item.id))
-        if item.kind == BACK_IN_STOCK and item.subscription_id is not None:
-            await db.execute(
-                "UPDATE subscriptions SET status = 'notified', ended_at = ? WHERE id = ? AND status = 'active'", (at, item.subscription_id)
-            )
-        if template and outbox_id is not None:
-            text = template_text(message)
-            return _TemplateJob(item.id, item.kind, outbox_id, item.channel, item.chat_id, text, plan.locale, item.attempts + 1)
-        return None
+                "SELECT value ->> '$.conversation', value ->> '$.channel', value ->> '$.chat', value ->> '$.payload', 'pending', ?, ? "
+                "FROM json_each(?) RETURNING id, json_extract(payload, '$.followup_id')",
+                (iso, iso, json.dumps(outbox, ensure_ascii=False)),
+            ) as cur:
+                for outbox_id, followup_id in await cur.fetchall():
+                    links[int(followup_id)][0] = int(outbox_id)
+        await db.executemany(
+            "UPDATE followups SET outbox_id = ?, message_id = ? WHERE id = ?",
+            [(outbox_id, message_id, followup_id) for followup_id, (outbox_id, message_id) in links.items()],
+        )
+        notified = [(at, plan.item.subscription_id) for plan, _d in sends if plan.item.kind == BACK_IN_STOCK and plan.item.subscription_id]
+        await db.executemany("UPDATE subscriptions SET status = 'notified', ended_at = ? WHERE id = ? AND status = 'active'", notified)
+        return jobs
 
     async def _send_template(self, job: _TemplateJob) -> None:
-        """Send one template right after its outbox row was written ``sending``; record the outcome like the outbox."""
+        """Claim one queued template (outbox row and follow-up ``sending``), send it, record the outcome like the outbox."""
+        iso = self._clock().astimezone(UTC).isoformat()
+        async with self._store.transaction() as db:
+            cur = await db.execute(
+                "INSERT INTO outbox (conversation_id, channel, chat_id, payload, status, next_attempt_at, created_at) "
+                "VALUES (?, ?, ?, ?, 'sending', ?, ?)",
+                (job.conversation_id, job.channel, job.chat_id, job.payload, iso, iso),
+            )
+            outbox_id = int(cur.lastrowid or 0)
+            cur = await db.execute(
+                "UPDATE followups SET status = 'sending', outbox_id = ? WHERE id = ? AND status = 'queued'", (outbox_id, job.followup_id)
+            )
+            if cur.rowcount != 1:  # cancelled meanwhile (STOP): nothing leaves
+                await db.execute("DELETE FROM outbox WHERE id = ?", (outbox_id,))
+                return
         sender = self._templates[job.channel]
         try:
             sent = await sender(job.chat_id, job.text, job.locale)
         except SendError as exc:
-            await self._template_failed(job, exc)
+            await self._template_failed(job, outbox_id, exc)
         except Exception as exc:  # an untranslated SDK error: it may have left, so never resend blindly
             log.exception("unexpected error sending follow-up %d as a template", job.followup_id)
-            await self._store.outbox_finish(job.outbox_id, "maybe_sent", f"unexpected error: {type(exc).__name__}")
+            await self._store.outbox_finish(outbox_id, "maybe_sent", f"unexpected error: {type(exc).__name__}")
             await self._finish(job.followup_id, "maybe_sent", f"unexpected error: {type(exc).__name__}")
             self._metrics.followups.labels(job.kind, "maybe_sent").inc()
         else:
-            await self._store.outbox_sent(job.outbox_id, sent.platform_message_ids)
+            await self._store.outbox_sent(outbox_id, sent.platform_message_ids)
             await self._finish(job.followup_id, "sent", None, delivered=True)
             self._metrics.followups.labels(job.kind, "sent").inc()
 
-    async def _template_failed(self, job: _TemplateJob, exc: SendError) -> None:
+    async def _template_failed(self, job: _TemplateJob, outbox_id: int, exc: SendError) -> None:
         reason = f"{exc.code + ': ' if exc.code else ''}{exc}"
         self._metrics.channel_errors.labels(job.channel, exc.code or "none").inc()
         if exc.unreachable:
             await self._store.mark_unreachable(job.channel, job.chat_id)
-            await self._store.outbox_finish(job.outbox_id, "failed", reason)
+            await self._store.outbox_finish(outbox_id, "failed", reason)
             await self._finish(job.followup_id, "failed", reason)
             await self.ledger.sync_platform_revocations()
             outcome = "failed"
         elif exc.maybe_sent:
-            await self._store.outbox_finish(job.outbox_id, "maybe_sent", reason)
+            await self._store.outbox_finish(outbox_id, "maybe_sent", reason)
             await self._finish(job.followup_id, "maybe_sent", reason)
             outcome = "maybe_sent"
         elif exc.permanent or job.attempts >= TEMPLATE_MAX_ATTEMPTS:
-            await self._store.outbox_finish(job.outbox_id, "failed", reason)
+            await self._store.outbox_finish(outbox_id, "failed", reason)
             await self._finish(job.followup_id, "failed", reason)
             outcome = "failed"
         else:
             delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else TEMPLATE_BACKOFF * 2 ** (job.attempts - 1)
-            await self._store.outbox_finish(job.outbox_id, "failed", reason + " (retried as a new attempt)")
+            await self._store.outbox_finish(outbox_id, "failed", reason + " (retried as a new attempt)")
             async with self._store.transaction() as db:
                 await db.execute(
                     "UPDATE followups SET status = 'pending', due_at = ?, reason = ?, outbox_id = NULL, sent_at = NULL "

@@ -12,7 +12,7 @@ over from a holder that died) the follow-up dispatcher recovers what the
 previous holder left mid-send before dispatching anything.
 
 Jobs: ``scheduler_lease``; ``inbox_recovery`` (turns a crash left unfinished);
-``privacy_erasures`` ("forget me" requests whose confirmation was delivered);
+``retention`` (nightly); ``privacy_erasures`` ("forget me" requests whose confirmation was delivered);
 ``followups`` (:meth:`jobs.followups.FollowUpDispatcher.run_once`: due reminders and
 back-in-stock nudges, every ``followup_dispatch_seconds``); ``followup_conversions``
 (orders attributed to follow-ups).
@@ -74,6 +74,13 @@ def build_scheduler(runtime: Runtime, *, lease: SchedulerLease | None = None) ->
         if lease.held:
             await recover_unfinished(runtime.store, runtime.engine, now=runtime.store.now(), older_than=timedelta(seconds=60))
 
+    async def retention() -> None:
+        if lease.held:
+            retention_policy = RetentionPolicy(
+                transcript_days=runtime.settings.transcript_retention_days, order_days=runtime.settings.order_retention_days
+            )
+            await apply_retention(runtime.store, retention_policy, runtime.store.now())
+
     async def privacy_erasures() -> None:
         if lease.held:
             await erase_requested(runtime.store)
@@ -91,15 +98,8 @@ def build_scheduler(runtime: Runtime, *, lease: SchedulerLease | None = None) ->
     renew = settings.scheduler_lease_seconds / 3
     scheduler.add_job(keep_lease, "interval", seconds=renew, id="scheduler_lease", next_run_time=now, **common)
     scheduler.add_job(inbox_recovery, "interval", seconds=INBOX_RECOVERY_SECONDS, id="inbox_recovery", **common)
-    async def retention() -> None:
-        policy = RetentionPolicy(
-            transcript_days=runtime.settings.transcript_retention_days, order_days=runtime.settings.order_retention_days
-        )
-        await apply_retention(runtime.store, policy, runtime.store.now())
-
     # nightly, at 03:30 in the store's timezone
     scheduler.add_job(retention, "cron", hour=3, minute=30, timezone=runtime.shop.timezone, id="retention", coalesce=True)
-
     scheduler.add_job(privacy_erasures, "interval", seconds=ERASURE_SECONDS, id="privacy_erasures", **common)
     scheduler.add_job(
         followups, "interval", seconds=settings.followup_dispatch_seconds, id="followups",

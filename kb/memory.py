@@ -222,15 +222,19 @@ def noise_probes(count: int = 32, seed: int = 20240611) -> list[str]:
     import string
 
     rng = random.Random(seed)  # noqa: S311 - a fixed, reproducible probe set
-    words = lambda: "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 7)))  # noqa: E731
-    return [" ".join(words() for _ in range(rng.randint(1, 3))) for _ in range(count)]
+
+    def word() -> str:
+        return "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randint(3, 7)))
+
+    return [" ".join(word() for _ in range(rng.randint(1, 3))) for _ in range(count)]
 
 
 def noise_direction(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """The normalised mean of the probes' query vectors."""
-    mean = vectors.mean(axis=0)
+    mean = np.asarray(vectors, dtype=np.float32).mean(axis=0)
     norm = float(np.linalg.norm(mean)) or 1.0
-    return (mean / norm).astype(np.float32)
+    direction: npt.NDArray[np.float32] = (mean / norm).astype(np.float32)
+    return direction
 
 
 def rank_dense(
@@ -250,8 +254,9 @@ def rank_dense(
     whole catalog, ``lexical`` each candidate's BM25 score (0: no match), ``bonus``
     an addition to its fused score and ``noise`` the query's similarity to the
     noise direction (:func:`noise_direction`). Nothing is returned when the best
-    candidate is below ``config.dense_floor`` or less than ``config.noise_margin``
-    above ``noise``; candidates below
+    candidate is below ``config.dense_floor``, nor when no candidate matches
+    lexically and the best one is less than ``config.noise_margin`` above ``noise``
+    (the query is closer to meaningless strings than to the catalog); candidates below
     ``mean + config.min_z · spread`` are dropped; the rest are ranked by
     ``w · dense + (1 − w) · bm25`` with dense scaled to [0, 1] between that cut-off
     and the best candidate and BM25 divided by the best candidate's.
@@ -259,7 +264,9 @@ def rank_dense(
     if k <= 0 or similarities.size == 0:
         return []
     best = float(similarities.max())
-    if best < config.dense_floor or best - noise < config.noise_margin:
+    if best < config.dense_floor:
+        return []
+    if best - noise < config.noise_margin and not (config.mode != "dense" and lexical.size and float(lexical.max()) > 0):
         return []
     cutoff = min(mean + config.min_z * (spread or 1.0), best)
     keep = np.flatnonzero(similarities >= cutoff)

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
+from kb.glossary import translations
+
 __all__ = ["QUERY_LANGUAGES", "ProductQuery", "clean_query"]
 
 QUERY_LANGUAGES: Final = ("en", "es", "fr", "de", "pt")
@@ -42,14 +44,18 @@ QUERY_LANGUAGES: Final = ("en", "es", "fr", "de", "pt")
 class ProductQuery:
     """The product words of a message and what the cleaning learned on the way.
 
-    ``text`` is what to search for ("" when the message names no product at all:
-    the caller then asks what the shopper is looking for, or reuses the previous
-    search); ``in_stock_only`` is True when the shopper asked for availability.
+    ``text`` is what to search for: the shopper's product words (``words``) followed
+    by the English terms of the retail words recognised in them (``translated``,
+    see :mod:`kb.glossary`). It is "" when the message names no product at all: the
+    caller then asks what the shopper is looking for, or reuses the previous
+    search. ``in_stock_only`` is True when the shopper asked for availability.
     """
 
     text: str
     in_stock_only: bool = False
     original: str = ""
+    words: str = ""
+    translated: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- vocabulary
@@ -328,5 +334,7 @@ def clean_query(text: str, language: str | None = None) -> ProductQuery:
     work = drop(patterns.opener, work)
     # punctuation splits the message into fragments; each is tidied at its ends
     fragments = [_tidy(part, patterns.edge) for part in _SEPARATORS.sub(" | ", work).split("|")]
-    cleaned = " ".join(f for f in fragments if f)
-    return ProductQuery(text=_SPACES.sub(" ", cleaned).strip(), in_stock_only=in_stock, original=text)
+    words = _SPACES.sub(" ", " ".join(f for f in fragments if f)).strip()
+    translated = tuple(translations(words, language)) if words else ()
+    search = " ".join((words, *translated)).strip()
+    return ProductQuery(text=search, in_stock_only=in_stock, original=text, words=words, translated=translated)

@@ -71,7 +71,8 @@ class Chat:
 
 
 def text_of(replies: list[OutboundMessage]) -> str:
-    return "\n".join(r.text for r in replies)
+    """The replies' text, Babel's narrow no-break spaces ("6:00\u202fPM") as plain spaces."""
+    return "\n".join(r.text for r in replies).replace("\u202f", " ").replace("\xa0", " ")
 
 
 # -- words -------------------------------------------------------------------------------------------------
@@ -249,7 +250,7 @@ async def test_set_list_and_cancel_reminders(runtime: Runtime, clock: Clock) -> 
     assert "Fri, Nov 20 at 6:00 PM" in set_reply and "carbon edge racer" in set_reply
     await chat.say("remind me tomorrow at 10am about socks")
     listing = (await chat.say("my reminders"))[0]
-    assert listing.text.splitlines()[1:3] == [
+    assert text_of([listing]).splitlines()[1:3] == [
         "1. Thu, Nov 19 at 10:00 AM — socks",
         "2. Fri, Nov 20 at 6:00 PM — the carbon edge racer",
     ]

@@ -155,7 +155,9 @@ async def embedders_table(catalog: Path, queries: list[EvalQuery]) -> str:
             built = time.perf_counter() - start
             try:
                 overall = await score(index, queries, RankingConfig(), "system")
-                per_language = [await score(index, [q for q in queries if q.language == lang], RankingConfig(), "system") for lang in languages]
+                per_language = [
+                    await score(index, [q for q in queries if q.language == lang], RankingConfig(), "system") for lang in languages
+                ]
                 count = await index.product_count()
             finally:
                 await index.close()

@@ -32,6 +32,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ async def build(size: int, cache_dir: Path, embed_sample: int) -> dict[str, Any]
     lookup = {p.search_text(): vectors[i] for i, p in enumerate(products)}
     path = cache_dir / f"index-{size}.db"
     for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
+        await asyncio.to_thread(Path(str(path) + suffix).unlink, missing_ok=True)
     began = time.perf_counter()
     async with SQLiteIndex(path, CachedPassages(model, lookup)) as index:
         for start in range(0, len(products), 5000):
@@ -186,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 50_000])
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--embed-sample", type=int, default=300, help="products embedded afresh to measure throughput")
-    parser.add_argument("--cache-dir", type=Path, default=Path("/tmp/shopkeeper-bench"))
+    parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "shopkeeper-bench")
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # internal: the clean measuring process
     args = parser.parse_args(argv)
     if args.measure:

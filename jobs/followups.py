@@ -537,7 +537,9 @@ class FollowUpDispatcher:
         started = monotonic_time.monotonic()
         while monotonic_time.monotonic() - started <= self._time_budget or not report.examined:
             room = self.policy.handoff_limit - await self._outbox_backlog()
-            if room <= 0:  # the outbox is busy: hand over more as it drains (its claims stay cheap and one at a time)
+            if room < max(1, self.policy.handoff_limit // 2):
+                # the outbox is busy: refill it in chunks as it drains (its claims stay cheap, and the
+                # dispatcher does not take the database from the sender one row at a time)
                 await asyncio.sleep(HANDOFF_POLL_SECONDS)
                 if monotonic_time.monotonic() - started > self._time_budget:
                     break

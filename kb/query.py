@@ -17,7 +17,12 @@ Portuguese:
 * size phrases ("size 42", "talla M", "EU 40");
 * availability phrases ("in stock", "available now", "sofort lieferbar", "em
   estoque"), which set :attr:`ProductQuery.in_stock_only` because the shopper asked
-  for something that can ship now.
+  for something that can ship now;
+* negated phrases ("without nuts", "sin lactosa", "ohne Leder"): exclusions are
+  filters, and searching for their words would find exactly what is not wanted.
+
+What remains is followed by the English terms of the retail words it contains
+(:mod:`kb.glossary`), so a Spanish query also matches an English catalog's words.
 
 Numbers that are not prices or sizes stay ("iphone 13 pro", "galaxy s8"). The rules
 are general vocabulary, not per-query patterns; the engine calls :func:`clean_query`
@@ -203,6 +208,21 @@ _STOCK: Final[dict[str, tuple[str, ...]]] = {
            "à pronta entrega", "pra pronta entrega", "na hora", "imediato", "imediata"),
 }
 
+# Negations: what follows names something the shopper does NOT want (an exclusion the
+# constraint extractor turns into a filter), so it is never searched for.
+_NEGATIONS: Final[dict[str, tuple[str, ...]]] = {
+    "en": ("without", "no", "not", "nothing with", "free of"),
+    "es": ("sin", "no", "nada de", "que no tenga", "que no lleve"),
+    "fr": ("sans", "pas de", "pas d'", "aucun", "aucune", "ni"),
+    "de": ("ohne", "kein", "keine", "keinen", "keiner", "nicht"),
+    "pt": ("sem", "não", "nada de", "que não tenha"),
+}
+# Words that end a negated phrase ("without nuts for my son": "for my son" stays).
+_NEGATION_STOPS: Final = frozenset(
+    """for and or but with to in size under pour et ou mais avec à en taille para y o pero con en talla für und oder aber
+    mit in größe pra e ou mas com em tamanho""".split()
+)
+
 _ACCENTS: Final = {
     "á": "[aá]", "à": "[aà]", "â": "[aâ]", "ã": "[aã]", "ä": "(?:ä|ae|a)", "é": "[eé]", "è": "[eè]", "ê": "[eê]",
     "ë": "[eë]", "í": "[ií]", "î": "[iî]", "ï": "[iï]", "ó": "[oó]", "ô": "[oô]", "õ": "[oõ]", "ö": "(?:ö|oe|o)",
@@ -253,6 +273,7 @@ class _Patterns:
     size: re.Pattern[str]
     opener: re.Pattern[str]
     edge: re.Pattern[str]
+    negation: re.Pattern[str]
 
 
 @cache
@@ -288,8 +309,17 @@ def _patterns(languages: tuple[str, ...]) -> _Patterns:
     opener = re.compile(rf"{word_start}{_alternatives(gather(_OPENERS))}{word_end}", re.IGNORECASE)
     edge_words = _alternatives(gather(_EDGE_WORDS))
     edge = re.compile(rf"^(?:{edge_words}(?:\s+|$))+|(?:(?<=\s)|^){edge_words}$", re.IGNORECASE)
+    stops = "|".join(sorted(_NEGATION_STOPS, key=len, reverse=True))
+    negated_word = rf"(?:(?!(?:{stops})(?!\w))[^\W\d][\w'’-]*)"
+    # English and German put the negated noun right after the cue ("no sugar bars"), Romance
+    # languages may need two words ("sin frutos secos")
+    negations = [
+        rf"{_alternatives(list(_NEGATIONS[lang]))}\s+{negated_word}(?:\s+{negated_word}){{0,{0 if lang in ('en', 'de') else 1}}}"
+        for lang in languages
+    ]
+    negation = re.compile(rf"{word_start}(?:{'|'.join(negations)}){word_end}", re.IGNORECASE)
     return _Patterns(stock=stock, budget=budget, currency=re.compile(currency, re.IGNORECASE), size=size,
-                     opener=opener, edge=edge)
+                     opener=opener, edge=edge, negation=negation)
 
 
 def _normalize(text: str) -> str:
@@ -329,6 +359,7 @@ def clean_query(text: str, language: str | None = None) -> ProductQuery:
         in_stock = True
         work = drop(patterns.stock, work)
     work = drop(patterns.budget, work)
+    work = drop(patterns.negation, work)
     work = drop(patterns.size, work)
     work = drop(patterns.currency, work)
     work = drop(patterns.opener, work)

@@ -19,7 +19,7 @@ lease and outbox sender; an in-process fake channel instead of a platform API):
 
 Quiet hours are off (every reminder is due in daytime for the point of the test).
 
-    /tmp/venv/bin/python bench/followups_scale.py [--followups 100000] [--customers 10000] [--due 10000] [--rate 500]
+    /tmp/venv/bin/python bench/followups_scale.py [--followups 100000] [--customers 10000] [--due 10000] [--rate 300]
                                                   [--restart 20000] [--tick 1.0] [--json]
 """
 
@@ -128,7 +128,7 @@ async def create_and_dispatch(db_path: Path, args: argparse.Namespace) -> dict[s
         people = await seed_shoppers(store, args.customers)
         results["seed_seconds"] = round(time.perf_counter() - started, 2)
 
-        start = datetime.now(UTC) + timedelta(seconds=2)
+        start = datetime.now(UTC) + timedelta(seconds=12)  # after the creation and the scheduler start, so no row is born late
         due = [start + timedelta(seconds=n / args.rate) for n in range(args.due)]
         later = datetime.now(UTC) + timedelta(days=3)
         due += [later + timedelta(seconds=n) for n in range(args.followups - args.due)]
@@ -294,7 +294,7 @@ def main() -> int:
     parser.add_argument("--followups", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=10_000)
     parser.add_argument("--due", type=int, default=10_000, help="how many fall due during the dispatch phase")
-    parser.add_argument("--rate", type=float, default=500.0, help="due reminders per second in the dispatch phase")
+    parser.add_argument("--rate", type=float, default=300.0, help="due reminders per second in the dispatch phase")
     parser.add_argument("--restart", type=int, default=20_000, help="overdue reminders in the restart phase")
     parser.add_argument("--tick", type=float, default=1.0, help="dispatcher interval in seconds")
     parser.add_argument("--json", action="store_true")

@@ -1,4 +1,4 @@
-"""The embedded index: SQLite FTS5 (BM25) fused with dense vectors, filters in SQL.
+"""The embedded index: SQLite FTS5 (BM25) fused with dense vectors, filters in numpy (SQL as reference).
 
 Layout of the index file:
 
@@ -6,20 +6,25 @@ Layout of the index file:
   run on (price, stock, size, colour, category, brand, materials, allergens…);
 * ``products_fts`` / ``passages_fts`` are FTS5 tables (Porter stemming, accents
   folded) over each product's and passage's search text, keyed by the row's rowid;
-* ``vectors`` holds one float32 vector per document, loaded into one matrix in
-  memory at open so a dense query is a single matrix-vector product.
+* ``vectors`` holds one float32 vector per document with the hash of the text it
+  was computed from (a price or stock change does not re-embed). After writes the
+  next search loads the vectors into one matrix and the filter columns into numpy
+  arrays (:class:`kb.memory.IndexMemory`).
 
 How a query is ranked (:class:`RankingConfig` holds the few parameters):
 
-1. the structured filters select the products that may be returned (SQL, then a
-   boolean mask over the matrix rows);
-2. dense: the cosine similarity of the query to every document of the requested
-   kinds. The query's own score distribution over the catalog (mean μ, standard
-   deviation σ) decides what counts: when the best allowed document is below an
-   absolute floor (:attr:`RankingConfig.dense_floor`, calibrated for
-   multilingual-e5-small) the store does not sell the thing and the result is
-   empty; otherwise documents less than :attr:`RankingConfig.min_z` standard
-   deviations above μ are dropped as unrelated;
+1. the structured filters select the products that may be returned: a boolean
+   mask over the matrix rows (:meth:`kb.memory.IndexMemory.eligible`), with the
+   same meaning as the SQL of :meth:`SQLiteIndex.matching_products`;
+2. dense: the cosine similarity of the query to the allowed documents. The query's
+   own score distribution over the catalog (mean μ, standard deviation σ, from an
+   evenly spaced sample of rows) decides what counts. Nothing is returned when the
+   best allowed document is below an absolute floor
+   (:attr:`RankingConfig.dense_floor`, calibrated for multilingual-e5-small), nor
+   when no allowed document shares a word with the query and the best one is
+   barely closer to the query than random letter strings are
+   (:attr:`RankingConfig.noise_margin`: "asdf qwer"). Documents less than
+   :attr:`RankingConfig.min_z` standard deviations above μ are dropped as unrelated;
 3. lexical: BM25 over the same documents, normalised by the best BM25 score;
 4. relative-score fusion: ``w · dense + (1 − w) · bm25`` with the dense score
    scaled to [0, 1] between the cut-off and the best document; passages in the
@@ -42,7 +47,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 import numpy as np
@@ -125,6 +130,7 @@ TITLE_COLORS = {
 COLOR_ALIASES = {"grey": "gray", "gray": "grey", "golden": "gold"}
 
 SearchMode = Literal["hybrid", "bm25", "dense"]
+_Document = TypeVar("_Document", Product, Passage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +140,9 @@ class RankingConfig:
     ``mode`` chooses the signals: ``hybrid`` (default), ``bm25`` (lexical only, also
     what an index without embedder does) or ``dense``. ``dense_weight`` is ``w`` in
     the fusion; ``dense_floor`` the cosine the best allowed document must reach for
-    the query to match anything (multilingual-e5-small's scale); ``min_z`` the
+    the query to match anything (multilingual-e5-small's scale); ``noise_margin``
+    how much closer than the noise direction the best document must be when no
+    document matches lexically (:func:`kb.memory.rank_dense`); ``min_z`` the
     number of standard deviations above the query's mean similarity a document must
     be; ``passage_language_bonus`` what a passage in the shopper's language adds to
     its fused score; ``lexical_candidates`` how many BM25 matches are read.
@@ -200,8 +208,18 @@ def fts_query(text: str, lang: str | None = None) -> str | None:
     return " OR ".join(terms) if terms else None
 
 
-def _stack(blobs: list[bytes], dim: int) -> npt.NDArray[np.float32]:
-    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), dim).copy()
+def _stack(rows: Iterable[sqlite3.Row], dim: int) -> tuple[tuple[str, ...], npt.NDArray[np.float32]]:
+    """Document keys and the vector matrix from ``(doc_key, vec)`` rows."""
+    listed = list(rows)
+    keys = tuple(str(row[0]) for row in listed)
+    matrix = np.frombuffer(b"".join(row[1] for row in listed), dtype=np.float32).reshape(len(listed), dim).copy()
+    return keys, matrix
+
+
+def _changed(items: Sequence[_Document], existing: dict[str, str]) -> tuple[list[_Document], list[str]]:
+    """The documents whose content hash differs from the stored one, with their search texts."""
+    changed = [item for item in items if existing.get(item.id) != item.content_hash()]
+    return changed, [item.search_text() for item in changed]
 
 
 def _text_hash(text: str) -> str:
@@ -378,16 +396,26 @@ class SQLiteIndex(BaseIndex):
         if self._vectors_changed or matrix.shape[1] != dim:
             self._vectors_changed = False
             async with db.execute("SELECT doc_key, vec FROM vectors ORDER BY doc_key") as cur:
-                documents = [(r[0], r[1]) for r in await cur.fetchall()]
-            keys = tuple(key for key, _ in documents)
-            matrix = await asyncio.to_thread(_stack, [blob for _, blob in documents], dim)
+                documents = await cur.fetchall()
+            keys, matrix = await asyncio.to_thread(_stack, documents, dim)
         async with db.execute("SELECT id, category, brand, edible FROM products") as cur:
-            products = [ProductRow(r[0], r[1], r[2], bool(r[3])) for r in await cur.fetchall()]
+            products = await cur.fetchall()
         async with db.execute("SELECT product_id, price, stock, size, color FROM variants") as cur:
-            variants = [VariantRow(r[0], r[1], r[2], r[3], r[4]) for r in await cur.fetchall()]
+            variants = await cur.fetchall()
         async with db.execute("SELECT product_id, facet, value FROM facets") as cur:
-            facets = [(r[0], r[1], r[2]) for r in await cur.fetchall()]
-        return await asyncio.to_thread(IndexMemory.build, keys, matrix, dict(self._passage_langs), products, variants, facets)
+            facets = await cur.fetchall()
+
+        def build() -> IndexMemory:
+            return IndexMemory.build(
+                keys,
+                matrix,
+                dict(self._passage_langs),
+                [ProductRow(r[0], r[1], r[2], bool(r[3])) for r in products],
+                [VariantRow(r[0], r[1], r[2], r[3], r[4]) for r in variants],
+                [(r[0], r[1], r[2]) for r in facets],
+            )
+
+        return await asyncio.to_thread(build)
 
     # -- writing --------------------------------------------------------------
 
@@ -425,8 +453,7 @@ class SQLiteIndex(BaseIndex):
     async def upsert_products(self, products: Iterable[Product], *, source: str | None = None) -> UpsertStats:
         items = list(products)
         existing = await self._existing_hashes("products", [p.id for p in items])
-        changed = [p for p in items if existing.get(p.id) != p.content_hash()]
-        texts = [p.search_text() for p in changed]
+        changed, texts = await asyncio.to_thread(_changed, items, existing)
         positions = await self._vectors_to_compute(["p:" + p.id for p in changed], texts)
         computed = await self._embed([texts[i] for i in positions])
         fresh = {} if computed is None else {i: computed[j] for j, i in enumerate(positions)}
@@ -518,8 +545,8 @@ class SQLiteIndex(BaseIndex):
     async def upsert_passages(self, passages: Iterable[Passage], *, source: str | None = None) -> UpsertStats:
         items = list(passages)
         existing = await self._existing_hashes("passages", [p.id for p in items])
-        changed = [p for p in items if existing.get(p.id) != p.content_hash()]
-        vectors = await self._embed([p.search_text() for p in changed])
+        changed, texts = await asyncio.to_thread(_changed, items, existing)
+        vectors = await self._embed(texts)
         async with self._write_lock:
             await self.db.execute("BEGIN IMMEDIATE")
             self._txn_vectors = False
@@ -537,12 +564,12 @@ class SQLiteIndex(BaseIndex):
                         ),
                     )
                     await self.db.execute(
-                        "INSERT INTO passages_fts (rowid, text) VALUES (?, ?)", (cursor.lastrowid, passage.search_text())
+                        "INSERT INTO passages_fts (rowid, text) VALUES (?, ?)", (cursor.lastrowid, texts[i])
                     )
                     if vectors is not None:
                         await self.db.execute(
                             "INSERT OR REPLACE INTO vectors (doc_key, vec, text_hash) VALUES (?, ?, ?)",
-                            ("s:" + passage.id, vectors[i].tobytes(), _text_hash(passage.search_text())),
+                            ("s:" + passage.id, vectors[i].tobytes(), _text_hash(texts[i])),
                         )
                 removed = await self._remove_missing("passages", source, {p.id for p in items})
                 await self.db.execute("COMMIT")

@@ -14,11 +14,14 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+import numpy.typing as npt
 import pytest
 
-from kb.embedder import E5Embedder, Embedder
+from kb.embedder import E5Embedder, Embedder, Vector
 from kb.index import BaseIndex
 from kb.models import Passage, Product, SearchFilters, Variant
+from kb.query import clean_query
 from kb.sqlite_index import SQLiteIndex
 
 
@@ -169,3 +172,108 @@ async def test_passages_carry_source_and_prefer_the_shoppers_language(index: Bas
 async def test_product_count_and_brands(index: BaseIndex) -> None:
     assert await index.product_count() == len(CATALOG)
     assert set(await index.brands()) == {"Finch", "Swift"}
+
+
+async def test_a_shoppers_message_in_another_language_finds_the_product(index: BaseIndex) -> None:
+    cleaned = clean_query("¿tienen calcetines de lana?", "es")
+    assert (await ids(index, cleaned.text))[0] == "socks-wool"
+
+
+async def test_an_empty_query_finds_nothing(index: BaseIndex) -> None:
+    assert await ids(index, "   ") == []
+
+
+# -- the embedded index's own guarantees ------------------------------------------------
+
+SQLITE = ["sqlite-hybrid", "sqlite-bm25"]
+
+
+@pytest.fixture(params=SQLITE)
+async def sqlite_index(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SQLiteIndex]:
+    async with SQLiteIndex(tmp_path / "kb.db", e5() if request.param == "sqlite-hybrid" else None) as implementation:
+        await implementation.upsert_products(CATALOG, source="test-catalog")
+        await implementation.upsert_passages(PASSAGES)
+        yield implementation
+
+
+@pytest.mark.parametrize("query", ["asdf qwer", "xq zvbn kprt"])
+async def test_gibberish_finds_nothing(sqlite_index: SQLiteIndex, query: str) -> None:
+    assert await ids(sqlite_index, query) == []
+
+
+async def test_a_colour_named_in_the_title_satisfies_a_colour_filter(sqlite_index: SQLiteIndex) -> None:
+    red = product("mug-red", "Red enamel mug", "12.00", category="Kitchen")  # no colour data besides the title
+    await sqlite_index.upsert_products([red])
+    assert "mug-red" in await ids(sqlite_index, "enamel mug", SearchFilters(colors=("red",)))
+    assert "mug-red" not in await ids(sqlite_index, "enamel mug", SearchFilters(colors=("blue",)))
+    assert "socks-wool" in await ids(sqlite_index, "wool socks", SearchFilters(colors=("gray",)))  # "grey" in the data
+
+
+FILTERS = [
+    SearchFilters(max_price=Decimal("20")),
+    SearchFilters(min_price=Decimal("50"), in_stock_only=True),
+    SearchFilters(sizes=("42",)),
+    SearchFilters(sizes=("41",), in_stock_only=True),
+    SearchFilters(colors=("grey", "blue")),
+    SearchFilters(exclude_colors=("white",)),
+    SearchFilters(category="running shoes"),
+    SearchFilters(brands=("swift",)),
+    SearchFilters(exclude_brands=("Finch",)),
+    SearchFilters(exclude_materials=("wool",)),
+    SearchFilters(dietary=("vegan",)),
+    SearchFilters(exclude_allergens=("nuts",)),
+    SearchFilters(exclude_allergens=("milk",), max_price=Decimal("5")),
+    SearchFilters(sizes=("99",)),
+    SearchFilters(brands=("nobody",)),
+]
+
+
+@pytest.mark.parametrize("filters", FILTERS)
+async def test_in_memory_filters_agree_with_the_sql_reference(tmp_path: Path, filters: SearchFilters) -> None:
+    async with SQLiteIndex(tmp_path / "kb.db", e5()) as index:
+        await index.upsert_products(CATALOG, source="test-catalog")
+        memory = await index._current_memory()
+        in_memory = {memory.keys[row][2:] for row in memory.eligible(filters).nonzero()[0]}
+        assert in_memory == await index.matching_products(filters)
+
+
+class CountingEmbedder:
+    """The test embedder, counting the passages it embeds."""
+
+    def __init__(self, inner: Embedder) -> None:
+        self.name, self.dim, self.inner, self.passages = inner.name, inner.dim, inner, 0
+
+    def embed_query(self, text: str) -> Vector:
+        return self.inner.embed_query(text)
+
+    def embed_passages(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        self.passages += len(texts)
+        return self.inner.embed_passages(texts)
+
+
+async def test_a_stock_change_keeps_the_products_vector(tmp_path: Path) -> None:
+    counting = CountingEmbedder(e5())
+    async with SQLiteIndex(tmp_path / "kb.db", counting) as index:
+        await index.upsert_products(CATALOG, source="test-catalog")
+        assert counting.passages == len(CATALOG)
+        restocked = product("kettle", "Stainless steel kettle", "49.00", category="Kitchen", stock=7, materials=["steel"])
+        stats = await index.upsert_products([restocked])
+        assert stats.updated == 1 and counting.passages == len(CATALOG)  # no new embedding
+        assert "kettle" in await ids(index, "kettle", SearchFilters(in_stock_only=True))
+        renamed = product("kettle", "Stainless steel tea kettle", "49.00", category="Kitchen", stock=7, materials=["steel"])
+        await index.upsert_products([renamed])
+        assert counting.passages == len(CATALOG) + 1  # the text changed: embedded again
+
+
+async def test_an_index_file_from_before_the_full_text_change_is_rebuilt(tmp_path: Path) -> None:
+    path = tmp_path / "kb.db"
+    async with SQLiteIndex(path, None) as index:
+        await index.upsert_products(CATALOG, source="test-catalog")
+        await index.db.execute("DELETE FROM products_fts")
+        await index.db.execute("CREATE VIRTUAL TABLE docs_fts USING fts5(doc_key UNINDEXED, text)")
+        await index.db.execute("UPDATE meta SET value = '1' WHERE key = 'fts_version'")
+        assert await ids(index, "wool socks") == []
+    async with SQLiteIndex(path, None) as index:
+        assert (await ids(index, "wool socks"))[0] == "socks-wool"
+        async with index.db.execute("SELECT name FROM sqlite_master WHERE name = 'docs_fts'") as cur:
+            assert await cur.fetchone() is None

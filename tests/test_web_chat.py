@@ -169,10 +169,14 @@ def test_chat_page_and_health(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_two_unanswered_turns_in_a_row_hand_the_thread_to_staff(client: TestClient) -> None:
-    first = chat(client, "do you sell car tyres?", user="u-lost")
-    assert first["state"] == "bot"
-    second = chat(client, "what about motorbike helmets?", user="u-lost")
+def test_two_unanswered_turns_in_a_row_hand_the_thread_to_staff(tmp_path: Path) -> None:
+    # a store with an empty catalog cannot answer any product question
+    empty = Settings(data_dir=tmp_path / "empty", demo=False, _env_file=None)  # type: ignore[call-arg]
+    with TestClient(create_app(empty, start_scheduler=False)) as client:
+        first = chat(client, "do you sell car tyres?", user="u-lost")
+        assert first["state"] == "bot"
+        assert first["replies"][0]["products"] == []
+        second = chat(client, "what about motorbike helmets?", user="u-lost")
     assert second["state"] == "pending_human"
     assert "team" in second["replies"][0]["text"].lower()
 

@@ -12,6 +12,7 @@
     shopkeeper staff add EMAIL [--role agent|admin] [--name N] [--locale L]
     shopkeeper locales extract|update|compile|check
     shopkeeper eval constraints DATASET [--predictions OUT.jsonl]
+    shopkeeper eval retrieval --catalog CATALOG DATASET [--constraints system|labeled|none] [--mode M] [--run OUT.jsonl]
 
 Settings come from the environment and ``.env`` (see ``.env.example``); flags
 override them for one run.
@@ -107,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     constraints = eval_sub.add_parser("constraints", help="constraint extraction: per-field precision/recall")
     constraints.add_argument("dataset", type=Path)
     constraints.add_argument("--predictions", type=Path, help="write one {id, predicted} object per message")
+    retrieval = eval_sub.add_parser("retrieval", help="product search quality: nDCG@10, Recall@20, MRR")
+    retrieval.add_argument("dataset", type=Path)
+    retrieval.add_argument("--catalog", type=Path, required=True, help="the catalog file the judgments refer to")
+    retrieval.add_argument("--constraints", choices=["system", "labeled", "none"], default="system")
+    retrieval.add_argument("--mode", choices=["hybrid", "bm25", "dense"], default="hybrid")
+    retrieval.add_argument("--run", type=Path, help="write one {qid, ranking} object per query")
     return parser
 
 
@@ -158,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
         return _backup(settings, args.target)
     if args.command == "locales":
         return _locales(args.action)
+    if args.command == "eval" and args.target == "retrieval":
+        return _eval_retrieval(args)
     if args.command == "eval" and args.target == "constraints":
         return _eval_constraints(args.dataset, args.predictions)
     return 2
@@ -416,6 +425,19 @@ def _locales(action: str) -> int:
     for line in report:
         print(line)
     return 1 if action == "check" and report else 0
+
+
+def _eval_retrieval(args: argparse.Namespace) -> int:
+    from kb.evaluation import evaluate_retrieval, format_table
+
+    for path in (args.dataset, args.catalog):
+        if not path.exists():
+            print(f"shopkeeper: {path}: no such file", file=sys.stderr)
+            return 2
+    metrics = evaluate_retrieval(args.catalog, args.dataset, constraints_mode=args.constraints, mode=args.mode, run_out=args.run)
+    print(format_table(metrics))
+    print(json.dumps(metrics, sort_keys=True, default=str))
+    return 0
 
 
 def _eval_constraints(dataset: Path, predictions: Path | None) -> int:

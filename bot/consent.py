@@ -283,7 +283,8 @@ class ConsentLedger:
         )
         cur = await db.execute(
             "UPDATE followups SET status = 'cancelled', reason = ?, ended_at = ? WHERE customer_id = ? AND channel = ? "
-            "AND (status = 'pending' OR (status = 'queued' AND outbox_id IN (SELECT id FROM outbox WHERE status = 'held' AND error = ?)))",
+            "AND (status = 'pending' OR (status = 'queued' AND (outbox_id IS NULL "
+            "OR outbox_id IN (SELECT id FROM outbox WHERE status = 'held' AND error = ?))))",
             (reason, stamp(now), customer_id, channel, reason),
         )
         cancelled = cur.rowcount

@@ -52,6 +52,7 @@ from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no
 from jobs.followups import FollowUpPolicy
 from kb.index import BaseIndex
 from kb.models import Hit, SearchFilters
+from kb.query import clean_query
 
 log = logging.getLogger(__name__)
 
@@ -319,7 +320,9 @@ class DialogEngine:
         hits: list[Hit] = []
         near_misses: list[Hit] = []
         if understanding.intent is Intent.PRODUCT_SEARCH:
-            query = self._product_query(text, understanding, context)
+            query, in_stock_only = self._product_query(text, understanding, context, locale)
+            if in_stock_only:
+                filters = dataclasses.replace(filters, in_stock_only=True)
             hits = await self.index.search(query, filters, k=self.results, kinds=("product",))
             if not hits and not filters.is_empty():
                 near_misses = await self.index.search(query, SearchFilters(), k=self.results, kinds=("product",))
@@ -376,22 +379,23 @@ class DialogEngine:
         return understand(text, language=locale, brands=self.brands)
 
     @staticmethod
-    def _product_query(text: str, understanding: Understanding, context: dict[str, Any]) -> str:
-        """The search query: this message, or the earlier one it refines.
+    def _product_query(text: str, understanding: Understanding, context: dict[str, Any], locale: str) -> tuple[str, bool]:
+        """The search query and whether the shopper asked for what is in stock.
 
-        "any in blue?" or "actually under 80" after "running shoes under 100" refine the
-        previous search: the product words come from it, the new constraints from this
-        message. A message that names products of its own starts a new search.
+        The message's product words (:func:`kb.query.clean_query`), or the earlier
+        search it refines: "any in blue?" or "actually under 80" after "running shoes
+        under 100" keep the products of the first message and add this one's constraints.
         """
-        query = strip_greeting(text)
+        cleaned = clean_query(strip_greeting(text), locale)
         previous = context.get("last_query")
-        refines = understanding.constraints.is_correction or (
-            not understanding.constraints.is_empty() and len(_content_words(query)) <= REFINEMENT_MAX_WORDS
+        refines = understanding.constraints.is_correction or not cleaned.text or (
+            not understanding.constraints.is_empty() and len(_content_words(cleaned.text)) <= REFINEMENT_MAX_WORDS
         )
         if previous and refines:
-            return f"{previous} {query}"
+            return f"{previous} {cleaned.text}".strip(), cleaned.in_stock_only
+        query = cleaned.text or strip_greeting(text)
         context["last_query"] = query
-        return query
+        return query, cleaned.in_stock_only
 
     async def _respond(self, ctx: TurnContext) -> Verdict:
         """The responder's replies once the guardrail passed them (:func:`bot.guardrails.enforce`).

@@ -133,6 +133,7 @@ async def erase_customer(store: Store, customer_id: str) -> ErasureReport:
             # the law asks us to prove a withdrawal: keep purpose, channel and dates under a pseudonym
             cur = await db.execute(
                 "UPDATE consents SET customer_id = ?, evidence_text = NULL, evidence_message_id = NULL, "
+                "revoked_text = NULL, revoked_message_id = NULL, status = 'revoked', "
                 "revoked_at = COALESCE(revoked_at, ?) WHERE customer_id = ?",
                 (pseudonym, store.now().isoformat(), customer_id),
             )

@@ -134,6 +134,11 @@ _CONNECTOR = re.compile(
 )
 _PRONOUN_ONLY = re.compile(r"^(?:it|that|this|lo|la|eso|esto|le|ça|cela|es|das|daran|isso|disso|isto)?$", re.IGNORECASE)
 _CONTENT = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
+# "remind me what/how…": the shopper asks to be told something now
+_QUESTION = re.compile(
+    r"^[\s,:]*(?:of\s+)?(?:what|how|where|which|why|who|whether|qu[eé]|c[oó]mo|cu[aá]l(?:es)?|d[oó]nde|por\s+qu[eé]|"
+    r"quel(?:le)?s?|comment|o[uù]|pourquoi|ce\s+que|was|wie|welche[rsnm]?|wo|warum|qual|quais|onde|o\s+que|por\s+que)\b"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,7 +318,8 @@ class ReminderDialog:
             context.pop(PENDING_KEY, None)
             return [await self._list(conversation, inbound.channel)]
         pending = context.pop(PENDING_KEY, None)
-        if REMIND.search(low):
+        cue = REMIND.search(low)
+        if cue and not self._asks_a_question(low[cue.end() :], text, conversation, now):
             context["last_intent"] = "reminder_set"
             return [await self._set(inbound, conversation, text, None, now)]
         if isinstance(pending, dict):
@@ -324,6 +330,13 @@ class ReminderDialog:
         return None
 
     # -- set ---------------------------------------------------------------------------
+
+    def _asks_a_question(self, after_cue: str, text: str, conversation: Conversation, now: datetime) -> bool:
+        """ "Remind me what your return policy is": a question, not a reminder (unless it names a time)."""
+        if not _QUESTION.match(after_cue):
+            return False
+        language = conversation.locale or self._shop.default_locale
+        return parse_when(text, language=language, now=now, timezone=self._shop.timezone) is None
 
     async def _timezone(self, conversation: Conversation) -> str:
         customer = await self._store.get_customer(conversation.customer_id)

@@ -312,3 +312,11 @@ async def test_a_reminder_at_night_says_when_it_will_really_come(runtime: Runtim
     reply = text_of(await chat.say("remind me tomorrow at 23:30"))
     assert "between 9:00 PM and 9:00 AM" in reply and "Fri, Nov 20 at 9:00 AM" in reply
     assert timedelta(0) < datetime(2026, 11, 20, tzinfo=UTC) - clock()
+
+
+async def test_remind_me_what_is_a_question_not_a_reminder(runtime: Runtime, clock: Clock) -> None:
+    chat = Chat(runtime, clock, "max")
+    reply = text_of(await chat.say("can you remind me what your return policy is?"))
+    assert "When should I remind you" not in reply and "Okay!" not in reply
+    async with runtime.store.db.execute("SELECT COUNT(*) FROM followups WHERE chat_id = 'max'") as cur:
+        assert (await cur.fetchone())[0] == 0  # type: ignore[index]

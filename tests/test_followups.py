@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.consent import ConsentLedger, Evidence, Purpose, stamp
-from bot.messages import InboundMessage
 from bot.metrics import Metrics
 from bot.outbox import OutboxSender
 from bot.reminders import parse_time_of_day, parse_when, subject_of
@@ -231,7 +230,7 @@ async def test_quiet_hours_follow_the_shoppers_timezone(rig: Rig, store: Store, 
 async def test_the_cap_allows_two_nudges_a_week_then_waits(rig: Rig, store: Store, clock: Clock) -> None:
     customer = await shopper(store, "1003")
     sent_at: list[datetime] = []
-    for day in range(3):
+    for _day in range(3):
         async with store.transaction() as db:
             cur = await db.execute(
                 "INSERT INTO subscriptions (customer_id, channel, chat_id, sku, title, size, timezone, created_at) "
@@ -474,19 +473,36 @@ async def test_crash_mid_send_is_never_resent_and_waits_for_review(tmp_path: Pat
         template = await reminder(store, wa, "34600004201", clock(), channel="whatsapp")
         rig = rig_for(store, clock)
         await rig.dispatcher.run_once()
-        async with store.transaction() as db:  # the outbox took it and the process died mid-request
-            await db.execute("UPDATE outbox SET status = 'sending' WHERE id = (SELECT outbox_id FROM followups WHERE id = ?)", (followup,))
-            await db.execute("UPDATE followups SET status = 'sending' WHERE id = ?", (template,))  # a template caught mid-send
-        rig.templates.sent.clear()
+        assert len(rig.templates.sent) == 1
+        async with store.transaction() as db:  # the state a crash in the middle of both sends leaves behind
+            await db.execute("UPDATE outbox SET status = 'sending' WHERE id IN (SELECT outbox_id FROM followups WHERE id IN (?, ?))",
+                             (followup, template))
+            await db.execute("UPDATE followups SET status = 'sending' WHERE id = ?", (template,))
     async with Store(path, clock=clock) as store:
         rig = rig_for(store, clock)
         await store.recover_outbox()
         await rig.dispatcher.recover()
         await rig.tick()
-        assert rig.telegram.sent == [] and rig.templates.sent == []
+        assert rig.telegram.sent == [] and rig.templates.sent == []  # neither is sent again
         assert (await status_of(store, followup))[0] == "maybe_sent"
         assert (await status_of(store, template))[0] == "maybe_sent"
         assert {row["id"] for row in await review_queue(store)} == {followup, template}
+
+
+async def test_a_template_queued_but_not_yet_claimed_is_sent_once_after_a_crash(tmp_path: Path, clock: Clock) -> None:
+    path = tmp_path / "shopkeeper.db"
+    async with Store(path, clock=clock) as store:
+        wa = await shopper(store, "34600004301", channel="whatsapp", last_inbound=clock() - timedelta(days=2))
+        template = await reminder(store, wa, "34600004301", clock(), channel="whatsapp")
+        async with store.transaction() as db:  # the batch committed 'queued', the process died before the claim
+            await db.execute("UPDATE followups SET status = 'queued', via = 'template', attempts = 1 WHERE id = ?", (template,))
+    async with Store(path, clock=clock) as store:
+        rig = rig_for(store, clock)
+        await rig.dispatcher.recover()
+        assert (await status_of(store, template))[0] == "pending"
+        await rig.tick()
+        await rig.tick()
+        assert len(rig.templates.sent) == 1 and (await status_of(store, template))[0] == "sent"
 
 
 async def test_one_lease_holder_and_takeover_after_expiry(tmp_path: Path, clock: Clock) -> None:
@@ -592,7 +608,8 @@ def test_the_followups_table_is_indexed_for_the_due_scan(tmp_path: Path) -> None
             for statement in _split_sql(sql):
                 db.execute(statement)
         plan = " ".join(str(row) for row in db.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM followups WHERE status = 'pending' AND due_at <= ? ORDER BY due_at, requested_at, id LIMIT 200",
+            "EXPLAIN QUERY PLAN SELECT id FROM followups WHERE status = 'pending' AND due_at <= ? "
+            "ORDER BY due_at, requested_at, id LIMIT 200",
             ("x",),
         ))
     assert "followups_due" in plan and "TEMP B-TREE" not in plan

@@ -108,22 +108,22 @@ def test_update_keeps_translations_and_reports_fuzzy_matches(tmp_path: Path, mon
     shutil.copytree(catalogs.LOCALES_DIR, locales_dir, ignore=shutil.ignore_patterns("*.py", "__pycache__", "*.mo"))
     monkeypatch.setattr(catalogs, "LOCALES_DIR", locales_dir)
     template = catalogs.extract(output=None)
-    old = template["Keep chatting"]
+    old = template["Talk to a person"]  # a msgid the source uses (a button title)
     assert old is not None
-    del template["Keep chatting"]
-    template.add("Keep on chatting", locations=old.locations)  # a reworded msgid
+    del template["Talk to a person"]
+    template.add("Talk to a real person", locations=old.locations)  # a reworded msgid
     template.add(("{n} item in your cart", "{n} items in your cart"), locations=[("bot/cart.py", 1)])
 
     report = catalogs.update(template, locales=("en", "fr"))
 
-    assert any("FUZZY" in line and "'Keep on chatting'" in line for line in report), report
+    assert any("FUZZY" in line and "'Talk to a real person'" in line for line in report), report
     fr = load("fr")
     assert fr["Shipping"].string == "Livraison"  # kept
-    assert fr["Keep on chatting"].fuzzy
+    assert fr["Talk to a real person"].fuzzy
     assert forms(fr["{n} item in your cart"]) == ("", "")  # new entries stay empty
     en = load("en")  # the source language is filled in
-    assert forms(en["Keep on chatting"]) == ("Keep on chatting",)
-    assert not en["Keep on chatting"].fuzzy
+    assert forms(en["Talk to a real person"]) == ("Talk to a real person",)
+    assert not en["Talk to a real person"].fuzzy
     assert forms(en["{n} item in your cart"]) == ("{n} item in your cart", "{n} items in your cart")
 
 

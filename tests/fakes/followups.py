@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import ClassVar
 
@@ -68,7 +68,7 @@ class RecordingChannel(BaseChannel):
     async def send(self, chat_id: str, message: OutboundMessage, *, staff_reply: bool = False) -> SentMessage:
         if self.failures:
             raise self.failures.pop(0)
-        at = self._clock() if self._clock else datetime.min
+        at = self._clock() if self._clock else datetime.min.replace(tzinfo=UTC)
         self.sent.append(Sent(chat_id, message.text, at, message))
         return SentMessage((f"{self.name}-{len(self.sent)}",))
 

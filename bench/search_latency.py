@@ -139,6 +139,7 @@ async def measure(path: Path, queries: int) -> dict[str, Any]:
     model.embed_query("warm up")
     loaded_rss = rss_mb()
     async with SQLiteIndex(path, model) as index:
+        await index.search("warm up the index", None, k=3, kinds=("product",))  # loads the vectors and filter columns
         opened_rss = rss_mb()
         batch = synthetic_queries(queries, seed=11)
         cleaned = []

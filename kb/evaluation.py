@@ -22,7 +22,9 @@ Metrics, over queries with judgments: nDCG@10 with linear graded gains (2 exact,
 1 partial; the ideal ranking is the judged products sorted by grade), Recall@20
 (share of products of grade ≥ 1 among the first 20) and MRR (reciprocal rank of the
 first product of grade ≥ 1, 0 when none is returned). Over queries without
-judgments: the share that came back empty.
+judgments: the share that came back empty. Each metric comes with its ceiling: the
+best value any ranking could reach under the same filters (the judgments grade some
+over-budget products 1, which a hard budget filter can never return).
 """
 
 from __future__ import annotations
@@ -55,12 +57,14 @@ __all__ = [
     "evaluate_retrieval",
     "evaluate_retrieval_async",
     "format_table",
+    "labeled_filters",
     "load_dataset",
     "mean_metrics",
     "ndcg_at",
     "recall_at",
     "reciprocal_rank",
     "run_queries",
+    "system_filters",
 ]
 
 

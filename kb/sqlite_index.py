@@ -628,10 +628,14 @@ class SQLiteIndex(BaseIndex):
         if k <= 0 or not kinds or not query.strip():
             return []
         memory = await self._current_memory()
-        lexical = await self._bm25(query, kinds, filters.lang)
         if self.embedder is not None and self.ranking.mode != "bm25" and memory.keys:
-            ranked = await self._rank_hybrid(memory, query, kinds, filters, lexical, k)
+            # the query vector (a thread) and BM25 (SQLite's thread) are computed at the same time
+            vector, lexical = await asyncio.gather(
+                asyncio.to_thread(self.embedder.embed_query, query), self._bm25(query, kinds, filters.lang)
+            )
+            ranked = await self._rank_hybrid(memory, vector, kinds, filters, lexical, k)
         else:
+            lexical = await self._bm25(query, kinds, filters.lang)
             allowed = await self._allowed_products(filters) if "product" in kinds and not filters.is_empty() else None
             ranked = self._rank_lexical(lexical, allowed, filters.lang, k)
         return await self._hits(ranked)
@@ -666,14 +670,12 @@ class SQLiteIndex(BaseIndex):
     async def _rank_hybrid(
         self,
         memory: IndexMemory,
-        query: str,
+        vector: npt.NDArray[np.float32],
         kinds: tuple[HitKind, ...],
         filters: SearchFilters,
         lexical: dict[str, float],
         k: int,
     ) -> list[_Ranked]:
-        assert self.embedder is not None  # noqa: S101 - checked by the caller
-        vector = await asyncio.to_thread(self.embedder.embed_query, query)
         noise_vector = await self._noise_vector()
         config = self.ranking
         lang = filters.lang
@@ -745,9 +747,10 @@ class SQLiteIndex(BaseIndex):
         scores: dict[str, float] = {}
         for kind in kinds:
             table, prefix = ("products", "p:") if kind == "product" else ("passages", "s:")
+            # rank inside FTS first, then look up only the best rows' ids
             sql = (
-                f"SELECT d.id AS id, -bm25({table}_fts) AS score FROM {table}_fts "  # noqa: S608 - fixed table names
-                f"JOIN {table} d ON d.rowid = {table}_fts.rowid WHERE {table}_fts MATCH ? ORDER BY bm25({table}_fts) LIMIT ?"
+                f"SELECT d.id AS id, f.score AS score FROM (SELECT rowid, -bm25({table}_fts) AS score FROM {table}_fts "  # noqa: S608
+                f"WHERE {table}_fts MATCH ? ORDER BY bm25({table}_fts) LIMIT ?) f JOIN {table} d ON d.rowid = f.rowid"
             )
             try:
                 async with self.db.execute(sql, (match, self.ranking.lexical_candidates)) as cur:

@@ -96,6 +96,7 @@ class IndexMemory:
     edible: Bools = field(default_factory=lambda: np.zeros(0, dtype=bool))
     facets: dict[tuple[str, str], Ints] = field(default_factory=dict)
     statistics_rows: dict[str, Ints] = field(default_factory=dict)
+    passages_by_language: dict[str, Ints] = field(default_factory=dict)
 
     @staticmethod
     def empty(dim: int) -> IndexMemory:
@@ -121,7 +122,7 @@ class IndexMemory:
         variant_size, sizes = _codes(v.size for v in known)
         variant_color, colors = _codes(v.color for v in known)
         category_of = {p.product_id: p for p in products}
-        rows_products = [category_of.get(key[2:]) for key in keys]
+        rows_products = [category_of.get(key[2:]) if key.startswith("p:") else None for key in keys]
         category, categories = _codes(p.category if p else None for p in rows_products)
         brand, brands = _codes(p.brand if p else None for p in rows_products)
         grouped: dict[tuple[str, str], list[int]] = {}
@@ -130,6 +131,10 @@ class IndexMemory:
             if row is not None:
                 grouped.setdefault((facet, value), []).append(row)
         all_rows = np.arange(len(keys), dtype=np.int64)
+        by_language: dict[str, list[int]] = {}
+        for i, language in enumerate(languages):
+            if language:
+                by_language.setdefault(language, []).append(i)
         return IndexMemory(
             keys=keys,
             vectors=vectors,
@@ -149,12 +154,17 @@ class IndexMemory:
             brands=brands,
             edible=np.asarray([bool(p and p.edible) for p in rows_products], dtype=bool),
             facets={key: np.asarray(sorted(set(rows)), dtype=np.int64) for key, rows in grouped.items()},
+            passages_by_language={lang: np.asarray(rows, dtype=np.int64) for lang, rows in by_language.items()},
             statistics_rows={
                 "product": _sample(all_rows[is_product]),
                 "passage": _sample(all_rows[~is_product]),
                 "all": _sample(all_rows),
             },
         )
+
+    def language_rows(self, language: str) -> Ints:
+        """The rows of the passages written in ``language``."""
+        return self.passages_by_language.get(language, np.zeros(0, dtype=np.int64))
 
     def _facet(self, facet: str, values: Iterable[str]) -> Bools:
         mask = np.zeros(len(self.keys), dtype=bool)

@@ -695,18 +695,16 @@ class SQLiteIndex(BaseIndex):
             sample = memory.statistics_rows[population]
             sample_scores = np.einsum("ij,j->i", memory.vectors[sample], vector)
             similarities = np.einsum("ij,j->i", memory.vectors[rows], vector)
-            position = {int(row): i for i, row in enumerate(rows)} if lexical or "passage" in kinds else {}
-            lexical_scores = np.zeros(rows.size, dtype=np.float64)
-            for key, score in lexical.items():
-                row = memory.row_of.get(key)
-                if row is not None and row in position:
-                    lexical_scores[position[row]] = score
+            n = len(memory.keys)
+            lexical_by_row = np.zeros(n, dtype=np.float64)
+            matched = [(memory.row_of[key], score) for key, score in lexical.items() if key in memory.row_of]
+            if matched:
+                lexical_by_row[[row for row, _ in matched]] = [score for _, score in matched]
+            lexical_scores = lexical_by_row[rows]
             bonus = np.zeros(rows.size, dtype=np.float64)
             if "passage" in kinds and lang:
-                wanted = lang.replace("-", "_")
-                for row, i in position.items():
-                    if memory.passage_language[row] == wanted:
-                        bonus[i] = config.passage_language_bonus
+                preferred = memory.language_rows(lang.replace("-", "_"))
+                bonus[np.isin(rows, preferred)] = config.passage_language_bonus
             noise = float(noise_vector @ vector)
             ranked = rank_dense(
                 similarities, float(sample_scores.mean()), float(sample_scores.std()), lexical_scores, bonus, config, k, noise

@@ -39,6 +39,8 @@ def browser_page() -> Iterator[object]:
 def test_shopper_asks_for_running_shoes_and_sees_product_cards(browser_page, data_dir: Path) -> None:  # type: ignore[no-untyped-def]
     from playwright.sync_api import Page, expect
 
+    expect.set_options(timeout=30_000)  # a loaded 2-core CI machine answers slower than Playwright's 5 s default
+
     page: Page = browser_page
     with running_server(data_dir) as server:
         page.goto(server.base_url + "/")

@@ -62,6 +62,8 @@ def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:
 def test_staff_takes_over_a_web_chat_live_and_hands_it_back(browser: Any, data_dir: Path) -> None:
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=30_000)  # a loaded 2-core CI machine answers slower than Playwright's 5 s default
+
     create_staff(data_dir)
     with running_server(data_dir) as server:
         shopper_context = browser.new_context(viewport={"width": 420, "height": 860})

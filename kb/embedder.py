@@ -90,6 +90,11 @@ class E5Embedder:
                 self._queries.popitem(last=False)
             return vector
 
+    def clear_query_cache(self) -> None:
+        """Forget the cached query vectors (benchmarks measure uncached queries)."""
+        with self._lock:
+            self._queries.clear()
+
     def embed_passages(self, texts: list[str]) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)

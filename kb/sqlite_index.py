@@ -275,6 +275,21 @@ def _variant_option(variant: Variant, *names: str) -> str | None:
 _NOISE_VECTORS: dict[str, npt.NDArray[np.float32]] = {}
 
 
+# score every row then select when more than 1/GATHER_FRACTION of them are allowed
+GATHER_FRACTION = 8
+
+
+@dataclass(frozen=True, slots=True)
+class _Dense:
+    """A query's similarities to the allowed rows, with its catalog statistics and noise similarity."""
+
+    rows: npt.NDArray[np.int64]
+    similarities: npt.NDArray[np.float32]
+    mean: float
+    spread: float
+    noise: float
+
+
 @dataclass(frozen=True, slots=True)
 class _Ranked:
     key: str
@@ -629,11 +644,15 @@ class SQLiteIndex(BaseIndex):
             return []
         memory = await self._current_memory()
         if self.embedder is not None and self.ranking.mode != "bm25" and memory.keys:
-            # the query vector (a thread) and BM25 (SQLite's thread) are computed at the same time
-            vector, lexical = await asyncio.gather(
-                asyncio.to_thread(self.embedder.embed_query, query), self._bm25(query, kinds, filters.lang)
-            )
-            ranked = await self._rank_hybrid(memory, vector, kinds, filters, lexical, k)
+            # BM25 runs on SQLite's thread while the query is embedded and scored on another
+            lexical_task = asyncio.create_task(self._bm25(query, kinds, filters.lang))
+            try:
+                vector = await asyncio.to_thread(self.embedder.embed_query, query)
+                dense = await self._dense(memory, vector, kinds, filters)
+                lexical = await lexical_task
+            finally:
+                lexical_task.cancel()
+            ranked = [] if dense is None else await asyncio.to_thread(self._fuse, memory, dense, lexical, kinds, filters.lang, k)
         else:
             lexical = await self._bm25(query, kinds, filters.lang)
             allowed = await self._allowed_products(filters) if "product" in kinds and not filters.is_empty() else None
@@ -667,21 +686,14 @@ class SQLiteIndex(BaseIndex):
         scored.sort(key=lambda r: r.score, reverse=True)
         return scored[:k]
 
-    async def _rank_hybrid(
-        self,
-        memory: IndexMemory,
-        vector: npt.NDArray[np.float32],
-        kinds: tuple[HitKind, ...],
-        filters: SearchFilters,
-        lexical: dict[str, float],
-        k: int,
-    ) -> list[_Ranked]:
+    async def _dense(
+        self, memory: IndexMemory, vector: npt.NDArray[np.float32], kinds: tuple[HitKind, ...], filters: SearchFilters
+    ) -> _Dense | None:
+        """The allowed rows and the query's similarities to them (None: the filters allow nothing)."""
         noise_vector = await self._noise_vector()
-        config = self.ranking
-        lang = filters.lang
         product_filters = "product" in kinds and not filters.is_empty()
 
-        def rank() -> list[_Ranked]:
+        def score() -> _Dense | None:
             if product_filters:
                 eligible = memory.eligible(filters)
             else:
@@ -690,28 +702,33 @@ class SQLiteIndex(BaseIndex):
                 eligible |= ~memory.is_product
             rows = np.flatnonzero(eligible)
             if rows.size == 0:
-                return []
-            population = "all" if len(kinds) > 1 else kinds[0]
-            sample = memory.statistics_rows[population]
+                return None
+            if rows.size * GATHER_FRACTION > len(memory.keys):
+                similarities = np.einsum("ij,j->i", memory.vectors, vector)[rows]  # one pass beats copying most rows
+            else:
+                similarities = np.einsum("ij,j->i", memory.vectors[rows], vector)
+            sample = memory.statistics_rows["all" if len(kinds) > 1 else kinds[0]]
             sample_scores = np.einsum("ij,j->i", memory.vectors[sample], vector)
-            similarities = np.einsum("ij,j->i", memory.vectors[rows], vector)
-            n = len(memory.keys)
-            lexical_by_row = np.zeros(n, dtype=np.float64)
-            matched = [(memory.row_of[key], score) for key, score in lexical.items() if key in memory.row_of]
-            if matched:
-                lexical_by_row[[row for row, _ in matched]] = [score for _, score in matched]
-            lexical_scores = lexical_by_row[rows]
-            bonus = np.zeros(rows.size, dtype=np.float64)
-            if "passage" in kinds and lang:
-                preferred = memory.language_rows(lang.replace("-", "_"))
-                bonus[np.isin(rows, preferred)] = config.passage_language_bonus
-            noise = float(noise_vector @ vector)
-            ranked = rank_dense(
-                similarities, float(sample_scores.mean()), float(sample_scores.std()), lexical_scores, bonus, config, k, noise
-            )
-            return [_Ranked(memory.keys[int(rows[i])], score) for i, score in ranked]
+            return _Dense(rows, similarities, float(sample_scores.mean()), float(sample_scores.std()), float(noise_vector @ vector))
 
-        return await asyncio.to_thread(rank)
+        return await asyncio.to_thread(score)
+
+    def _fuse(
+        self, memory: IndexMemory, dense: _Dense, lexical: dict[str, float], kinds: tuple[HitKind, ...], lang: str | None, k: int
+    ) -> list[_Ranked]:
+        """Dense and BM25 fused by :func:`kb.memory.rank_dense` (blocking numpy: run in a thread)."""
+        rows = dense.rows
+        lexical_by_row = np.zeros(len(memory.keys), dtype=np.float64)
+        matched = [(memory.row_of[key], score) for key, score in lexical.items() if key in memory.row_of]
+        if matched:
+            lexical_by_row[[row for row, _ in matched]] = [score for _, score in matched]
+        bonus = np.zeros(rows.size, dtype=np.float64)
+        if "passage" in kinds and lang:
+            bonus[np.isin(rows, memory.language_rows(lang.replace("-", "_")))] = self.ranking.passage_language_bonus
+        ranked = rank_dense(
+            dense.similarities, dense.mean, dense.spread, lexical_by_row[rows], bonus, self.ranking, k, dense.noise
+        )
+        return [_Ranked(memory.keys[int(rows[i])], score) for i, score in ranked]
 
     async def _hits(self, ranked: list[_Ranked]) -> list[Hit]:
         """The hits for ranked document keys, fetched in one query per kind, order kept."""

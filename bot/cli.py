@@ -357,7 +357,7 @@ async def _customer(settings: Settings, args: argparse.Namespace) -> int:
             if answer.strip().lower() not in {"y", "yes"}:
                 print("nothing erased", file=sys.stderr)
                 return 1
-        report = await erase_customer(store, customer_id)
+        report = await erase_customer(store, customer_id, actor="cli")
         total = sum(report.rows_deleted.values())
         kept = report.consent_withdrawals_kept
         print(f"erased {customer_id}: {total} rows deleted; {kept} consent withdrawals kept as {report.customer_hash}")

@@ -11,6 +11,13 @@ files needs a session:
   ``/reply``, ``/notes``, ``/resolve``, ``/release``: the thread actions;
 * ``GET /dashboard``: KPIs with inline SVG charts;
 * ``GET|POST /canned``, ``POST /canned/{id}/delete``, ``GET /audit``: admins only;
+* ``GET /privacy``, ``POST /privacy/lookup``, ``/privacy/export``, ``/privacy/erase``:
+  privacy requests, admins only: find a customer by id, phone or e-mail, see what
+  is held, download the complete export, erase after typing the customer id.
+  Identifiers travel in form bodies, never in URLs (no trace in proxy logs or
+  browser history); export and erasure are audited under the customer's
+  pseudonym, and the erasure is :func:`bot.privacy.erase_customer`, the same as
+  the command line and the shopper's "forget me";
 * ``GET /events``: server-sent events from the :class:`~bot.events.EventBus`;
 * ``GET /static/staff.js``, ``GET /static/staff.css``.
 
@@ -54,8 +61,19 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Req
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
+from bot.events import Event
+from bot.logs import hash_id
+from bot.privacy import (
+    UnknownCustomerError,
+    erase_customer,
+    export_customer,
+    export_filename,
+    find_customer,
+    held_records,
+)
 from bot.runtime import Runtime
-from bot.staff import LoginFailed, PermissionDenied, StaffAccounts, StaffSession, csrf_matches
+from bot.staff import LoginFailed, PermissionDenied, StaffAccounts, StaffSession, csrf_matches, write_audit
+from bot.store import Customer
 from bot.takeover import (
     DEFAULT_IDLE_AFTER,
     DEFAULT_REANNOUNCE_AFTER,
@@ -96,6 +114,27 @@ REASON_LABELS = {
     "frustration": "Frustrated shopper",
     "guardrail": "Reply blocked by guardrail",
 }
+# what each personal-data table of bot.privacy.TABLES holds, in words (a newer table shows its name)
+HELD_LABELS = {
+    "customers": "Customer record",
+    "identities": "Channel identities",
+    "conversations": "Conversations",
+    "messages": "Messages",
+    "inbox": "Received platform events",
+    "outbox": "Outgoing deliveries",
+    "delivery_status": "Delivery receipts",
+    "orders": "Orders",
+    "escalations": "Hand-overs to staff",
+    "staff_notes": "Staff notes",
+    "audit_log": "Staff actions on their threads (audit log)",
+    "consents": "Consent records",
+    "followups": "Follow-ups (reminders, back-in-stock nudges)",
+    "subscriptions": "Back-in-stock alerts",
+}
+PRIVACY_ADMINS_ONLY = (
+    "Privacy requests (export and erasure of a customer's data) are for admins. "
+    "Ask an admin of this shop to handle the request."
+)
 STATE_LABELS = {"bot": "With the bot", "pending_human": "Waiting for staff", "human": "With staff", "closed": "Closed"}
 
 
@@ -607,6 +646,148 @@ async def audit_page(request: Request, session: Viewer) -> HTMLResponse:
     _admin(session)
     entries = await _console(request).staff.audit_log()
     return _render(request, "audit.html", session, entries=entries, page="audit")
+
+
+# -- privacy requests (admins) ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HeldKind:
+    table: str
+    label: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerFile:
+    """What the privacy page shows about one customer before an export or an erasure."""
+
+    customer: Customer
+    identities: list[tuple[str, str]]  # (channel, external id)
+    held: list[HeldKind]
+
+    @property
+    def consents(self) -> int:
+        return next((k.count for k in self.held if k.table == "consents"), 0)
+
+
+async def _customer_file(runtime: Runtime, customer_id: str) -> CustomerFile:
+    store = runtime.store
+    customer = await store.get_customer(customer_id) or Customer(customer_id)
+    async with store.db.execute(
+        "SELECT channel, external_id FROM identities WHERE customer_id = ? ORDER BY created_at, channel", (customer_id,)
+    ) as cur:
+        identities = [(row[0], row[1]) for row in await cur.fetchall()]
+    held = await held_records(store, customer_id)
+    kinds = [HeldKind(table, HELD_LABELS.get(table, table.replace("_", " ")), count) for table, count in held.items()]
+    return CustomerFile(customer, identities, kinds)
+
+
+def _privacy_page(
+    request: Request, session: StaffSession, *, status_code: int = 200, found: CustomerFile | None = None,
+    query: str = "", error: str = "", erased: dict[str, object] | None = None,
+) -> HTMLResponse:
+    return _render(
+        request, "privacy.html", session, status_code=status_code, found=found, query=query, error=error,
+        erased=erased, page="privacy",
+    )
+
+
+def _privacy_admin(request: Request, session: StaffSession) -> HTMLResponse | None:
+    """The page an agent gets instead (403, saying why), or None for an admin."""
+    if session.staff.is_admin:
+        return None
+    return _privacy_page(request, session, status_code=403, error=PRIVACY_ADMINS_ONLY)
+
+
+async def _known_customer(request: Request, session: StaffSession, customer_id: str) -> str | HTMLResponse:
+    """The customer id if it still exists, else the search page with a 404."""
+    store = _console(request).runtime.store
+    async with store.db.execute("SELECT 1 FROM customers WHERE id = ?", (customer_id.strip(),)) as cur:
+        if await cur.fetchone() is not None:
+            return customer_id.strip()
+    return _privacy_page(request, session, status_code=404, error="No customer with this id (already erased?). Search again.")
+
+
+@router.get("/privacy")
+async def privacy_page(request: Request, session: Viewer, erased: Annotated[str, Query(max_length=20)] = "") -> HTMLResponse:
+    if (refused := _privacy_admin(request, session)) is not None:
+        return refused
+    done: dict[str, object] | None = None
+    if erased:
+        entry = next(
+            (e for e in await _console(request).staff.audit_log() if e.action == "customer_erased" and e.target == erased), None
+        )
+        done = {"pseudonym": erased, **entry.detail} if entry else None
+    return _privacy_page(request, session, erased=done)
+
+
+@router.post("/privacy/lookup")
+async def privacy_lookup(request: Request, session: Actor, q: Annotated[str, Form(max_length=254)] = "") -> HTMLResponse:
+    if (refused := _privacy_admin(request, session)) is not None:
+        return refused
+    if not q.strip():
+        return _privacy_page(request, session, status_code=422, error="Enter a customer id, a phone number or an e-mail address.")
+    runtime = _console(request).runtime
+    try:
+        customer_id = await find_customer(runtime.store, q)
+    except UnknownCustomerError as exc:
+        return _privacy_page(request, session, status_code=404, query=q, error=_no_match(exc))
+    return _privacy_page(request, session, found=await _customer_file(runtime, customer_id), query=q)
+
+
+def _no_match(exc: UnknownCustomerError) -> str:
+    text = str(exc)
+    if "matches" in text and "customers" in text:
+        return "This matches more than one customer. Search by the customer id instead."
+    return "No customer matches this id, phone number or e-mail address."
+
+
+@router.post("/privacy/export")
+async def privacy_export(request: Request, session: Actor, customer_id: Annotated[str, Form(max_length=200)] = "") -> Response:
+    if (refused := _privacy_admin(request, session)) is not None:
+        return refused
+    known = await _known_customer(request, session, customer_id)
+    if isinstance(known, HTMLResponse):
+        return known
+    store = _console(request).runtime.store
+    document = await export_customer(store, known)
+    body = json.dumps(document, ensure_ascii=False, indent=2, default=str) + "\n"
+    async with store.transaction() as db:
+        await write_audit(db, store.now(), session.staff.id, "customer_exported", hash_id(known), bytes=len(body.encode()))
+    log.info("customer %s exported from the console by %s", hash_id(known), session.staff.id)
+    return Response(
+        body,
+        media_type="application/json; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{export_filename(known, store.now())}"'},
+    )
+
+
+@router.post("/privacy/erase")
+async def privacy_erase(
+    request: Request,
+    session: Actor,
+    customer_id: Annotated[str, Form(max_length=200)] = "",
+    confirm: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    if (refused := _privacy_admin(request, session)) is not None:
+        return refused
+    known = await _known_customer(request, session, customer_id)
+    if isinstance(known, HTMLResponse):
+        return known
+    runtime = _console(request).runtime
+    if confirm.strip() != known:
+        return _privacy_page(
+            request, session, status_code=422, found=await _customer_file(runtime, known),
+            error=f"Nothing was erased: type the customer id {known} exactly to confirm.",
+        )
+    async with runtime.store.db.execute("SELECT id FROM conversations WHERE customer_id = ?", (known,)) as cur:
+        conversations = [row[0] for row in await cur.fetchall()]
+    report = await erase_customer(runtime.store, known, actor=session.staff.id)
+    for conversation_id in conversations:  # open consoles drop the erased threads
+        runtime.events.publish(Event("erased", conversation_id, "closed"))
+    log.info("customer %s erased from the console by %s", report.customer_hash, session.staff.id)
+    return _see_other(f"/staff/privacy?erased={report.customer_hash}")
 
 
 # -- live events ------------------------------------------------------------------------

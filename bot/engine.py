@@ -193,7 +193,7 @@ class DialogEngine:
                 self.events.publish(Event("message", conversation.id, conversation.state))
             if conversation.context.get("erase_requested_at") and not via_outbox:
                 # answered in the response (web, terminal): nothing waits for delivery, erase now
-                await erase_customer(self.store, conversation.customer_id)
+                await erase_customer(self.store, conversation.customer_id, actor="shopper")
             self.metrics.turns.labels(inbound.channel, str(conversation.context.get("last_intent", "none"))).inc()
             self.metrics.turn_seconds.labels(inbound.channel).observe(time.perf_counter() - started)
             return replies

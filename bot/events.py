@@ -18,7 +18,7 @@ QUEUE_SIZE = 100
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    kind: str  # "escalated", "message", "claimed", "released", "resolved", "reannounced"
+    kind: str  # "escalated", "message", "claimed", "released", "resolved", "reannounced", "erased"
     conversation_id: str
     state: str
 

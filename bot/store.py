@@ -247,6 +247,15 @@ class Store:
             else:
                 await self.db.execute("COMMIT")
 
+    async def truncate_wal(self) -> bool:
+        """Checkpoint the write-ahead log into the database and empty it; False when a reader kept it from finishing.
+
+        Old WAL frames hold old row versions: after an erasure they must go too.
+        """
+        async with self._write_lock, self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+            row = await cur.fetchone()
+        return row is None or not row[0]
+
     def now(self) -> datetime:
         """The store's clock (faked in tests)."""
         return self._clock()

@@ -27,6 +27,6 @@ async def erase_requested(store: Store) -> int:
     ) as cur:
         customers = [row[0] for row in await cur.fetchall()]
     for customer_id in customers:
-        await erase_customer(store, customer_id)
+        await erase_customer(store, customer_id, actor="shopper")
         log.info("erased customer %s at their request", hash_id(customer_id))
     return len(customers)

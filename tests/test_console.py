@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -21,12 +25,14 @@ from bot import console
 from bot.app import create_app
 from bot.console import SECURITY_HEADERS, SESSION_COOKIE, Console, event_stream
 from bot.events import Event, EventBus
+from bot.logs import hash_id
 from bot.messages import InboundMessage
 from bot.settings import Settings
 from bot.shop import ShopProfile
 from bot.staff import StaffAccounts, StaffUser
 from bot.store import Store
 from bot.takeover import InvalidTransition, Takeover
+from tests.support.traces import table_traces
 
 PASSWORD = "a long staff password"
 ACCOUNTS = {
@@ -580,6 +586,126 @@ def test_staff_actions_publish_events(app_client: TestClient, monkeypatch: pytes
     assert [(e.kind, e.state) for e in seen] == [
         ("escalated", "pending_human"), ("claimed", "human"), ("message", "human"), ("resolved", "bot"),
     ]
+
+
+# -- privacy requests (admins) -------------------------------------------------------------------
+
+
+DEMO_CUSTOMERS = json.loads((Path(__file__).resolve().parents[1] / "kb" / "demo" / "customers.json").read_text())
+
+
+def shopper_with_history(client: TestClient, data_dir: Path) -> dict[str, str]:
+    """A demo customer (with orders) who also chatted on the web, was handed to staff and got a note."""
+    who = dict(DEMO_CUSTOMERS[1])
+    conversation_id = escalate(client, "oliver-web-5521")
+    chat(client, "oliver-web-5521", "I am Oliver, my parcel to Bath is late")
+    with sqlite3.connect(data_dir / "shopkeeper.db") as db:
+        db.execute("UPDATE identities SET customer_id = ? WHERE external_id = 'oliver-web-5521'", (who["id"],))
+        db.execute("UPDATE conversations SET customer_id = ? WHERE id = ?", (who["id"], conversation_id))
+    ada = staff(client, "ada")
+    ada.post(f"/staff/threads/{conversation_id}/claim")
+    ada.post(f"/staff/threads/{conversation_id}/notes", {"text": "Oliver prefers e-mail"})
+    return {**who, "web": "oliver-web-5521", "conversation": conversation_id}
+
+
+def test_privacy_requests_are_for_admins_only(app_client: TestClient, data_dir: Path) -> None:
+    who = shopper_with_history(app_client, data_dir)
+    ana, ada = staff(app_client, "ana"), staff(app_client, "ada")
+    assert "/staff/privacy" in ada.get("/staff").text and "/staff/privacy" not in ana.get("/staff").text
+    refusals = [
+        ana.get("/staff/privacy"),
+        ana.post("/staff/privacy/lookup", {"q": who["email"]}),
+        ana.post("/staff/privacy/export", {"customer_id": who["id"]}),
+        ana.post("/staff/privacy/erase", {"customer_id": who["id"], "confirm": who["id"]}),
+    ]
+    for response in refusals:
+        assert response.status_code == 403
+        assert "Privacy requests (export and erasure of a customer&#39;s data) are for admins" in response.text
+        assert who["email"] not in response.text and who["name"] not in response.text
+        assert "attachment" not in response.headers.get("content-disposition", "")
+    assert db_row(data_dir, "SELECT COUNT(*) AS n FROM customers WHERE id = ?", who["id"])["n"] == 1
+    assert db_row(data_dir, "SELECT COUNT(*) AS n FROM audit_log WHERE action LIKE 'customer_%'")["n"] == 0
+    assert ada.get("/staff/privacy").status_code == 200
+
+
+def test_admin_finds_a_customer_by_id_phone_or_email_and_sees_what_is_held(app_client: TestClient, data_dir: Path) -> None:
+    who = shopper_with_history(app_client, data_dir)
+    ada = staff(app_client, "ada")
+    spaced_phone = who["phone"][:5] + " " + who["phone"][5:8] + " " + who["phone"][8:]
+    for query in (who["id"], who["email"].upper(), spaced_phone, who["web"]):
+        page = ada.post("/staff/privacy/lookup", {"q": query})
+        assert page.status_code == 200, query
+        assert f'<dd id="customer-id">{who["id"]}</dd>' in page.text
+    held = dict(re.findall(r'<tr data-table="(\w+)"><td>[^<]+</td><td>(\d+)</td></tr>', page.text))
+    orders = db_row(data_dir, "SELECT COUNT(*) AS n FROM orders WHERE customer_id = ?", who["id"])["n"]
+    assert orders > 0 and held["orders"] == str(orders)
+    assert held["identities"] == "1" and held["conversations"] == "1" and held["staff_notes"] == "1"
+    assert int(held["messages"]) >= 4 and held["escalations"] == "1"
+    assert "Past orders" not in page.text and "Hand-overs to staff" in page.text and "web" in page.text
+    assert 'name="customer_id" value="' + who["id"] + '"' in page.text and 'id="erase-confirm"' in page.text
+
+    unknown = ada.post("/staff/privacy/lookup", {"q": "nobody@nowhere.example"})
+    assert unknown.status_code == 404 and "No customer matches" in unknown.text
+    empty = ada.post("/staff/privacy/lookup", {"q": "   "})
+    assert empty.status_code == 422 and "Enter a customer id" in empty.text
+    assert ada.post("/staff/privacy/lookup", {"q": "x" * 300}).status_code == 422  # over the field's limit
+
+
+def test_console_export_is_the_command_line_export_and_is_audited(app_client: TestClient, data_dir: Path) -> None:
+    who = shopper_with_history(app_client, data_dir)
+    ada = staff(app_client, "ada")
+    response = ada.post("/staff/privacy/export", {"customer_id": who["id"]})
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["content-disposition"].startswith('attachment; filename="shopkeeper-export-')
+    assert who["id"] not in response.headers["content-disposition"]
+    exported = response.json()
+    env = {**os.environ, "SHOPKEEPER_DATA_DIR": str(data_dir), "SHOPKEEPER_LOG_LEVEL": "WARNING"}
+    cli = subprocess.run([sys.executable, "-m", "bot.cli", "customer", "export", who["id"]],
+                         env=env, capture_output=True, text=True, check=True, timeout=120)
+    from_cli = json.loads(cli.stdout)
+    assert exported["data"] == from_cli["data"] and exported["customer_id"] == who["id"]
+    assert any("parcel to Bath" in m["text"] for m in exported["data"]["messages"])
+    assert [n["text"] for n in exported["data"]["staff_notes"]] == ["Oliver prefers e-mail"]
+    audit = db_row(data_dir, "SELECT * FROM audit_log WHERE action = 'customer_exported'")
+    assert audit["actor"] == _staff_id(data_dir, "ada") and audit["target"] == hash_id(who["id"])
+    assert not any(value in str(dict(audit)) for value in (who["id"], who["email"], who["name"], who["phone"]))
+    gone = ada.post("/staff/privacy/export", {"customer_id": "cus_nobody"})
+    assert gone.status_code == 404 and "No customer with this id" in gone.text
+
+
+def test_console_erasure_needs_the_typed_id_then_leaves_no_trace(
+    app_client: TestClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    who = shopper_with_history(app_client, data_dir)
+    needles = [who["id"], who["email"], who["name"], who["phone"], who["web"], "parcel to Bath", "Oliver prefers"]
+    assert table_traces(data_dir / "shopkeeper.db", needles)
+    ada = staff(app_client, "ada")
+    for wrong in ("", "yes", who["email"], who["id"] + "x"):
+        refused = ada.post("/staff/privacy/erase", {"customer_id": who["id"], "confirm": wrong})
+        assert refused.status_code == 422 and "Nothing was erased" in refused.text
+    assert db_row(data_dir, "SELECT COUNT(*) AS n FROM customers WHERE id = ?", who["id"])["n"] == 1
+    customers_before = db_row(data_dir, "SELECT COUNT(*) AS n FROM customers")["n"]
+
+    bus: EventBus = app_client.app.state.runtime.events  # type: ignore[attr-defined]
+    published: list[Event] = []
+    monkeypatch.setattr(bus, "publish", published.append)
+    done = ada.post("/staff/privacy/erase", {"customer_id": who["id"], "confirm": f"  {who['id']} "})
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/staff/privacy?erased={hash_id(who['id'])}"
+    assert (Event("erased", who["conversation"], "closed")) in published
+    page = ada.get(done.headers["location"])
+    assert page.status_code == 200 and "Erased:" in page.text and hash_id(who["id"]) in page.text
+
+    assert table_traces(data_dir / "shopkeeper.db", needles) == []
+    audit = db_row(data_dir, "SELECT * FROM audit_log WHERE action = 'customer_erased'")
+    assert audit["actor"] == _staff_id(data_dir, "ada") and audit["target"] == hash_id(who["id"])
+    assert json.loads(audit["detail"])["rows_deleted"] > 0
+    assert ada.get(f"/staff/threads/{who['conversation']}").status_code == 404
+    assert ada.post("/staff/privacy/lookup", {"q": who["email"]}).status_code == 404
+    again = ada.post("/staff/privacy/erase", {"customer_id": who["id"], "confirm": who["id"]})
+    assert again.status_code == 404
+    assert db_row(data_dir, "SELECT COUNT(*) AS n FROM customers")["n"] == customers_before - 1  # nobody else
 
 
 # -- takeover operations with a fake clock: timers and KPIs ----------------------------------------

@@ -38,3 +38,39 @@ def file_traces(database: Path, needles: list[str]) -> list[str]:
         data = path.read_bytes()
         found.extend(f"{path.name}: {needle}" for needle in needles if needle.encode() in data)
     return found
+
+
+async def weaviate_traces(url: str, needles: list[str], *, api_key: str | None = None) -> list[str]:
+    """``collection/tenant: needle`` for every object property on the Weaviate server that contains a needle.
+
+    Every collection and, in multi-tenant ones, every tenant is read in full.
+    """
+    import weaviate
+    from weaviate.classes.init import Auth
+
+    from kb.weaviate_index import connection_params
+
+    p = connection_params(url)
+    client = weaviate.use_async_with_custom(
+        http_host=p.http_host, http_port=p.http_port, http_secure=p.http_secure,
+        grpc_host=p.grpc_host, grpc_port=p.grpc_port, grpc_secure=p.grpc_secure,
+        auth_credentials=Auth.api_key(api_key) if api_key else None,
+    )
+    lowered = [(needle, needle.lower()) for needle in needles]
+    found: set[str] = set()
+    await client.connect()
+    try:
+        configs = await client.collections.list_all(simple=True)
+        for name, config in configs.items():
+            collection = client.collections.use(name)
+            if config.multi_tenancy_config.enabled:
+                targets = [(f"{name}/{tenant}", collection.with_tenant(tenant)) for tenant in await collection.tenants.get()]
+            else:
+                targets = [(name, collection)]
+            for label, target in targets:
+                async for obj in target.iterator():
+                    text = str(obj.properties).lower()
+                    found.update(f"{label}: {needle}" for needle, low in lowered if low in text)
+    finally:
+        await client.close()
+    return sorted(found)

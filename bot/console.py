@@ -9,7 +9,8 @@ files needs a session:
 * ``GET /threads/{id}`` (and ``/live``, the part that refreshes): transcript,
   constraints, orders, bot suggestions, notes; ``POST /threads/{id}/claim``,
   ``/reply``, ``/notes``, ``/resolve``, ``/release``: the thread actions;
-* ``GET /dashboard``: KPIs with inline SVG charts;
+* ``GET /dashboard``: KPIs with inline SVG charts, and follow-ups delivered and the
+  orders attributed to them (:func:`jobs.followups.conversion_stats`);
 * ``GET|POST /canned``, ``POST /canned/{id}/delete``, ``GET /audit``: admins only;
 * ``GET /privacy``, ``POST /privacy/lookup``, ``/privacy/export``, ``/privacy/erase``:
   privacy requests, admins only: find a customer by id, phone or e-mail, see what
@@ -82,6 +83,7 @@ from bot.takeover import (
     Takeover,
     ThreadNotFound,
 )
+from jobs.followups import conversion_stats
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ HELD_LABELS = {
     "followups": "Follow-ups (reminders, back-in-stock nudges)",
     "subscriptions": "Back-in-stock alerts",
 }
+FOLLOWUP_KIND_LABELS = {"reminder": "Reminders", "back_in_stock": "Back-in-stock nudges"}
 PRIVACY_ADMINS_ONLY = (
     "Privacy requests (export and erasure of a customer's data) are for admins. "
     "Ask an admin of this shop to handle the request."
@@ -590,8 +593,11 @@ def bars(pairs: Sequence[tuple[str, int]]) -> list[Bar]:
 async def dashboard(request: Request, session: Viewer, days: Annotated[int, Query()] = 30) -> HTMLResponse:
     if days not in DASHBOARD_PERIODS:
         days = 30
-    takeover = _console(request).takeover
-    kpis = await takeover.kpis(takeover.now() - timedelta(days=days))
+    console = _console(request)
+    takeover = console.takeover
+    since = takeover.now() - timedelta(days=days)
+    kpis = await takeover.kpis(since)
+    followups = await conversion_stats(console.runtime.store, since=since)
     top_day = max((max(d.conversations, d.escalations) for d in kpis.daily), default=0) or 1
     return _render(
         request,
@@ -602,6 +608,9 @@ async def dashboard(request: Request, session: Viewer, days: Annotated[int, Quer
         periods=DASHBOARD_PERIODS,
         reasons=bars([(reason_label(r), n) for r, n in kpis.escalations_by_reason]),
         outcomes=bars(kpis.outcomes),
+        followups=followups,
+        followup_kinds=[(FOLLOWUP_KIND_LABELS.get(kind, kind), stats) for kind, stats in sorted(followups.by_kind.items())],
+        conversion_days=console.runtime.settings.followup_conversion_days,
         top_day=top_day,
         page="dashboard",
     )

@@ -2,7 +2,10 @@
 
 Metrics live in a registry owned by the runtime (not the global default), so two
 apps in one process (tests) never share counters. ``/metrics`` renders it in the
-Prometheus text format.
+Prometheus text format. Counters count what this process did; the gauges are set
+from the database on every scrape (:meth:`bot.store.Store.refresh_gauges`), so
+what the scheduler process records (follow-ups, conversions) shows in the web
+process too.
 """
 
 from __future__ import annotations
@@ -29,8 +32,16 @@ class Metrics:
         self.webhooks = Counter("shopkeeper_webhooks", "Webhook deliveries", ["channel", "result"], registry=self.registry)
         self.llm_tokens = Counter("shopkeeper_llm_tokens", "LLM tokens", ["kind"], registry=self.registry)
         self.followups = Counter("shopkeeper_followups", "Follow-ups sent or blocked", ["kind", "outcome"], registry=self.registry)
-        self.followup_conversions = Counter(
-            "shopkeeper_followup_conversions", "Orders attributed to a follow-up (nudged item bought in time)", ["kind"],
+        # read from the database on every scrape (Store.refresh_gauges): true in every process, whichever one
+        # runs the scheduler that sends follow-ups and attributes orders to them
+        self.followups_by_status = Gauge(
+            "shopkeeper_followups_by_status", "Follow-ups in the database by kind and status", ["kind", "status"],
+            registry=self.registry,
+        )
+        self.followup_conversions = Gauge(
+            "shopkeeper_followup_conversions",
+            "Orders attributed to a follow-up (the nudged item bought within the conversion window), from the database",
+            ["kind"],
             registry=self.registry,
         )
         self.conversations_open = Gauge(

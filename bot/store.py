@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 
 ConversationState = Literal["bot", "pending_human", "human", "closed"]
 Clock = Callable[[], datetime]
+# the CHECK constraints of the followups table (migration 5)
+FOLLOWUP_KINDS = ("reminder", "back_in_stock")
+FOLLOWUP_STATUSES = ("pending", "queued", "sending", "sent", "maybe_sent", "failed", "blocked", "cancelled")
 
 
 def utc_now() -> datetime:
@@ -553,6 +556,18 @@ class Store:
             counts = {row["state"]: row["n"] for row in await cur.fetchall()}
         for state in ("bot", "pending_human", "human", "closed"):
             metrics.conversations_open.labels(state).set(counts.get(state, 0))
+        async with self.db.execute(
+            "SELECT kind, status, COUNT(*) AS n, SUM(converted_order IS NOT NULL) AS converted FROM followups GROUP BY kind, status"
+        ) as cur:
+            rows = list(await cur.fetchall())
+        by_status = {(row["kind"], row["status"]): int(row["n"]) for row in rows}
+        converted: dict[str, int] = {}
+        for row in rows:
+            converted[row["kind"]] = converted.get(row["kind"], 0) + int(row["converted"] or 0)
+        for kind in FOLLOWUP_KINDS:  # every series, so a count that drops to zero (erasure) reads 0, not its old value
+            for status in FOLLOWUP_STATUSES:
+                metrics.followups_by_status.labels(kind, status).set(by_status.get((kind, status), 0))
+            metrics.followup_conversions.labels(kind).set(converted.get(kind, 0))
 
     # -- escalations -----------------------------------------------------------
 

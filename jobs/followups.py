@@ -40,8 +40,9 @@ row once, in due order, still respecting quiet hours.
 
 Conversion: :func:`attribute_conversions` ties an order from a nudged customer that
 contains the nudged item, placed within ``followup_conversion_days``, to the latest
-such nudge (counted in ``/metrics``); :func:`conversion_stats` summarises them for
-the staff dashboard.
+such nudge; :func:`conversion_stats` summarises them for the staff dashboard, and
+``/metrics`` reads them from the table on every scrape (``shopkeeper_followup_conversions``),
+so the web process shows what the scheduler process attributed.
 """
 
 from __future__ import annotations
@@ -937,7 +938,6 @@ async def attribute_conversions(
     index: BaseIndex | None = None,
     *,
     window: timedelta = timedelta(days=7),
-    metrics: Metrics | None = None,
     now: datetime | None = None,
 ) -> int:
     """Attribute orders to the follow-ups that led to them; returns how many were attributed now.
@@ -984,9 +984,6 @@ async def attribute_conversions(
                     "UPDATE followups SET converted_order = ?, converted_at = ? WHERE id = ? AND converted_order IS NULL",
                     (order_number, placed_at, followup_id),
                 )
-        counter = (metrics or Metrics()).followup_conversions
-        for *_rest, kind in attributed:
-            counter.labels(kind).inc()
     return len(attributed)
 
 

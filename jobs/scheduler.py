@@ -91,7 +91,7 @@ def build_scheduler(runtime: Runtime, *, lease: SchedulerLease | None = None) ->
 
     async def conversions() -> None:
         if lease.held:
-            await attribute_conversions(runtime.store, runtime.index, window=policy.conversion_window, metrics=runtime.metrics)
+            await attribute_conversions(runtime.store, runtime.index, window=policy.conversion_window)
 
     now = datetime.now(UTC)
     common = {"coalesce": True, "max_instances": 1, "misfire_grace_time": None}

@@ -536,6 +536,38 @@ def test_dashboard_shows_kpis_and_charts(app_client: TestClient) -> None:
     assert "50\xa0%" in staff(app_client, "bo").get("/staff/dashboard").text  # German number formatting
 
 
+def sent_followup(data_dir: Path, kind: str, sent_at: datetime, *, status: str = "sent", converted: str | None = None) -> None:
+    """A follow-up the scheduler delivered (and, with ``converted``, an order attributed to it)."""
+    with sqlite3.connect(data_dir / "shopkeeper.db") as db:
+        db.execute(
+            "INSERT INTO followups (kind, purpose, customer_id, channel, chat_id, sku, title, timezone, requested_at, due_at, "
+            "status, sent_at, converted_order, converted_at, created_at) "
+            "VALUES (?, ?, 'cus_003', 'telegram', '5001', 'RUN-012-42-WHT', 'Carbon Edge', 'Europe/Madrid', ?, ?, ?, ?, ?, ?, ?)",
+            (kind, "reminders" if kind == "reminder" else kind, sent_at.isoformat(), sent_at.isoformat(), status,
+             sent_at.isoformat(), converted, (sent_at + timedelta(days=2)).isoformat() if converted else None, sent_at.isoformat()),
+        )
+
+
+def test_dashboard_shows_followups_delivered_and_the_orders_they_brought(app_client: TestClient, data_dir: Path) -> None:
+    now = datetime.now(UTC)
+    recent = now - timedelta(days=3)
+    for converted in ("1001", None, None):
+        sent_followup(data_dir, "back_in_stock", recent, converted=converted)
+    sent_followup(data_dir, "reminder", recent, converted="1002")
+    sent_followup(data_dir, "back_in_stock", recent, status="maybe_sent")
+    sent_followup(data_dir, "reminder", now - timedelta(days=40))  # outside the 30-day period
+    sent_followup(data_dir, "reminder", recent, status="pending")  # not delivered: not counted
+    page = staff(app_client, "ana").get("/staff/dashboard").text
+    kpi = dict(re.findall(r'id="(kpi-followup[\w-]*)"><span class="kpi-value">([^<]*)</span>', page))
+    assert kpi == {"kpi-followups-sent": "4", "kpi-followup-conversions": "2", "kpi-followup-rate": "50%"}
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>(\d+)</td><td>(\d+)</td><td>([^<]+)</td></tr>", page)
+    assert rows == [("Back-in-stock nudges", "3", "1", "33.3%"), ("Reminders", "1", "1", "100%")]
+    assert "within 7 days" in page
+    assert "1 follow-ups may or may not have reached the shopper" in page
+    longer = staff(app_client, "ana").get("/staff/dashboard?days=90").text
+    assert re.search(r'id="kpi-followups-sent"><span class="kpi-value">5<', longer)
+
+
 # -- live events -------------------------------------------------------------------------------
 
 

@@ -589,13 +589,15 @@ async def test_an_order_with_the_nudged_item_within_7_days_is_attributed(rig: Ri
         Order("A-2", other, "processing", "EUR", Decimal("120"), None, clock() + timedelta(days=8), (line,)),  # too late
     ])
     clock.advance(days=9)
-    assert await attribute_conversions(store, rig.catalog, metrics=rig.metrics) == 1
-    assert await attribute_conversions(store, rig.catalog, metrics=rig.metrics) == 0  # an order counts once
+    assert await attribute_conversions(store, rig.catalog) == 1
+    assert await attribute_conversions(store, rig.catalog) == 0  # an order counts once
     stats = await conversion_stats(store)
     assert (stats.sent, stats.converted, stats.rate) == (2, 1, 0.5)
     assert stats.by_kind[BACK_IN_STOCK].converted == 1
+    await store.refresh_gauges(rig.metrics)  # what /metrics does on every scrape
     rendered = rig.metrics.render().decode()
-    assert 'shopkeeper_followup_conversions_total{kind="back_in_stock"} 1.0' in rendered
+    assert 'shopkeeper_followup_conversions{kind="back_in_stock"} 1.0' in rendered
+    assert 'shopkeeper_followups_by_status{kind="back_in_stock",status="sent"} 2.0' in rendered
     assert 'shopkeeper_followups_total{kind="back_in_stock",outcome="sent"} 2.0' in rendered
 
 

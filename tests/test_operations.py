@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
 from fastapi.testclient import TestClient
 
 from bot.app import create_app
 from bot.security import TokenBucket
 from bot.settings import Settings
+from bot.store import Order, OrderLine, Store
+from jobs.followups import attribute_conversions
 
 
 def test_readyz_reports_each_check(client: TestClient) -> None:
@@ -35,6 +40,30 @@ def test_metrics_count_turns_and_escalations(client: TestClient) -> None:
     assert 'shopkeeper_escalations_total{reason="asked_for_human"} 1.0' in text
     assert 'shopkeeper_conversations_by_state{state="pending_human"} 1.0' in text
     assert "shopkeeper_turn_seconds_bucket" in text
+
+
+async def test_web_metrics_show_conversions_the_worker_attributed(settings: Settings) -> None:
+    """The web process (no scheduler) reports what the worker process wrote: /metrics reads the database."""
+    now = datetime.now(UTC)
+    line = OrderLine("RUN-012-42-WHT", "Carbon Edge Marathon Racer", 1, Decimal("165"))
+    with TestClient(create_app(settings, start_scheduler=False)) as web:
+        before = web.get("/metrics").text
+        assert 'shopkeeper_followup_conversions{kind="back_in_stock"} 0.0' in before
+        async with Store(settings.database_path) as worker:  # the worker's own connection and metrics
+            async with worker.transaction() as db:
+                await db.execute(
+                    "INSERT INTO followups (kind, purpose, customer_id, channel, chat_id, sku, timezone, requested_at, due_at, "
+                    "status, sent_at, created_at) VALUES ('back_in_stock', 'back_in_stock', 'cus_004', 'telegram', '4004', "
+                    "'RUN-012-42-WHT', 'Europe/Madrid', ?, ?, 'sent', ?, ?)",
+                    ((now - timedelta(days=3)).isoformat(),) * 4,
+                )
+            order = Order("N-1", "cus_004", "processing", "EUR", Decimal("165"), None, now - timedelta(days=1), (line,))
+            await worker.upsert_orders([order])
+            assert await attribute_conversions(worker, window=timedelta(days=7), now=now) == 1
+        after = web.get("/metrics").text
+    assert 'shopkeeper_followup_conversions{kind="back_in_stock"} 1.0' in after
+    assert 'shopkeeper_followups_by_status{kind="back_in_stock",status="sent"} 1.0' in after
+    assert 'shopkeeper_followup_conversions{kind="reminder"} 0.0' in after
 
 
 def test_security_headers_on_pages_and_api(client: TestClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -155,6 +156,33 @@ def test_staff_takes_over_a_web_chat_live_and_hands_it_back(browser: Any, data_d
             expect(console.locator("#transcript .msg-staff")).to_have_count(1)
             assert console.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
             screenshot(console, "staff-phone-thread.png")
+            console.set_viewport_size({"width": 1280, "height": 900})
+
+            # the shopper asks for their data, then to be forgotten; an admin finds them by their chat id,
+            # downloads the export and erases them
+            shopper_id = shopper.evaluate("localStorage.getItem('shopkeeper_user')")
+            console.goto(server.base_url + "/staff/privacy")
+            console.fill("#privacy-q", shopper_id)
+            console.click("#privacy-find")
+            expect(console.locator("#customer")).to_contain_text(shopper_id)
+            expect(console.locator("#held tr[data-table='staff_notes'] td").last).to_have_text("1")
+            customer_id = console.locator("#customer-id").inner_text()
+            screenshot(console, "staff-privacy.png")
+            with console.expect_download() as download:
+                console.click("#export")
+            assert download.value.suggested_filename.startswith("shopkeeper-export-")
+            exported = json.loads(Path(download.value.path()).read_text(encoding="utf-8"))
+            assert exported["customer_id"] == customer_id
+            assert any("order 1042" in m["text"] for m in exported["data"]["messages"])
+            console.fill("#erase-confirm", customer_id)
+            console.click("#erase")
+            expect(console.locator("#erased")).to_contain_text("records deleted")
+            console.goto(thread_url)
+            expect(console.locator("body")).to_contain_text("no such conversation")
+            console.goto(server.base_url + "/staff/privacy")
+            console.fill("#privacy-q", shopper_id)
+            console.click("#privacy-find")
+            expect(console.locator("#privacy-error")).to_contain_text("No customer matches")
         finally:
             # close the pages before the server stops: an open event stream would hold its shutdown
             staff_context.close()

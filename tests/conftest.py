@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+import bot
 from bot.app import create_app
 from bot.settings import Settings
 
@@ -46,13 +47,17 @@ def no_internet(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
 
 
-PROJECT = Path(__file__).resolve().parents[1]
+# the tree whose code builds the seed: the imported `bot` package's (cwd-first imports), which is not this file's
+# tree when tests of one checkout run with another as the working directory; hashing this file's tree then
+# stored one schema's seed under another's key
+PROJECT = Path(bot.__file__).resolve().parents[1]
+SEED_FORMAT = b"seed-2"  # bump to leave every cached seed behind
 SEED_INPUTS = ("kb/demo", "kb", "kb/ingest", "bot/demo.py", "bot/migrations.py", "bot/store.py", "bot/runtime.py")
 
 
 def _seed_key() -> str:
     """A hash of everything that shapes the seeded demo data dir (data, parsers, index, schema)."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(SEED_FORMAT)
     for name in SEED_INPUTS:
         path = PROJECT / name
         files = sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts) if path.is_dir() else [path]

@@ -65,6 +65,7 @@ from fastapi.routing import APIRoute
 from bot.events import Event
 from bot.logs import hash_id
 from bot.privacy import (
+    AmbiguousCustomerError,
     UnknownCustomerError,
     erase_customer,
     export_customer,
@@ -740,16 +741,13 @@ async def privacy_lookup(request: Request, session: Actor, q: Annotated[str, For
     runtime = _console(request).runtime
     try:
         customer_id = await find_customer(runtime.store, q)
-    except UnknownCustomerError as exc:
-        return _privacy_page(request, session, status_code=404, query=q, error=_no_match(exc))
+    except AmbiguousCustomerError:
+        error = "This matches more than one customer. Search by the customer id instead."
+        return _privacy_page(request, session, status_code=409, query=q, error=error)
+    except UnknownCustomerError:
+        error = "No customer matches this id, phone number or e-mail address."
+        return _privacy_page(request, session, status_code=404, query=q, error=error)
     return _privacy_page(request, session, found=await _customer_file(runtime, customer_id), query=q)
-
-
-def _no_match(exc: UnknownCustomerError) -> str:
-    text = str(exc)
-    if "matches" in text and "customers" in text:
-        return "This matches more than one customer. Search by the customer id instead."
-    return "No customer matches this id, phone number or e-mail address."
 
 
 @router.post("/privacy/export")

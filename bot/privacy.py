@@ -86,6 +86,10 @@ class UnknownCustomerError(LookupError):
     """No customer matches the given id, phone or e-mail."""
 
 
+class AmbiguousCustomerError(UnknownCustomerError):
+    """More than one customer matches (a shared phone number, say): the customer id is needed."""
+
+
 @dataclass(frozen=True, slots=True)
 class ErasureReport:
     customer_hash: str
@@ -114,7 +118,7 @@ async def find_customer(store: Store, key: str) -> str:
     if not rows:
         raise UnknownCustomerError(f"no customer matches {key!r}")
     if len(set(rows)) > 1:
-        raise UnknownCustomerError(f"{key!r} matches {len(set(rows))} customers; use the customer id")
+        raise AmbiguousCustomerError(f"{key!r} matches {len(set(rows))} customers; use the customer id")
     return str(rows[0])
 
 

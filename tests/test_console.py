@@ -678,6 +678,11 @@ def test_admin_finds_a_customer_by_id_phone_or_email_and_sees_what_is_held(app_c
 
     unknown = ada.post("/staff/privacy/lookup", {"q": "nobody@nowhere.example"})
     assert unknown.status_code == 404 and "No customer matches" in unknown.text
+    with sqlite3.connect(data_dir / "shopkeeper.db") as db:  # a household sharing one phone
+        db.execute("INSERT INTO customers (id, name, phone, created_at) VALUES ('cus_partner', 'Partner', ?, '2026-01-01')",
+                   (who["phone"],))
+    shared = ada.post("/staff/privacy/lookup", {"q": who["phone"]})
+    assert shared.status_code == 409 and "more than one customer" in shared.text and 'id="customer"' not in shared.text
     empty = ada.post("/staff/privacy/lookup", {"q": "   "})
     assert empty.status_code == 422 and "Enter a customer id" in empty.text
     assert ada.post("/staff/privacy/lookup", {"q": "x" * 300}).status_code == 422  # over the field's limit

@@ -60,7 +60,7 @@ async def weaviate_traces(url: str, needles: list[str], *, api_key: str | None =
     found: set[str] = set()
     await client.connect()
     try:
-        configs = await client.collections.list_all(simple=True)
+        configs = await client.collections.list_all(simple=False)
         for name, config in configs.items():
             collection = client.collections.use(name)
             if config.multi_tenancy_config.enabled:

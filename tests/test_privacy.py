@@ -99,6 +99,25 @@ async def test_every_table_is_classified_for_privacy(settings: Settings) -> None
     assert unclassified == set(), f"classify these tables in bot/privacy.py: {unclassified}"
 
 
+async def test_a_newly_classified_table_is_exported_and_erased_first(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A later migration only classifies its table in TABLES: export, counts and erasure (children first) follow."""
+    async with open_runtime(settings, clock=lambda: NOW) as runtime:
+        store = runtime.store
+        async with store.transaction() as db:
+            # no ON DELETE CASCADE: deleting the customer first would fail on the foreign key
+            await db.execute(
+                "CREATE TABLE fit_notes (id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL REFERENCES customers(id), text TEXT)"
+            )
+            await db.execute("INSERT INTO fit_notes (customer_id, text) VALUES ('cus_003', 'narrow feet, wool allergy')")
+        monkeypatch.setitem(TABLES, "fit_notes", "customer_id = ?")
+        assert (await held_records(store, "cus_003"))["fit_notes"] == 1
+        assert (await export_customer(store, "cus_003"))["data"]["fit_notes"][0]["text"] == "narrow feet, wool allergy"
+        report = await erase_customer(store, "cus_003")
+        assert report.rows_deleted["fit_notes"] == 1 and report.rows_deleted["customers"] == 1
+        async with store.db.execute("SELECT COUNT(*) FROM fit_notes") as cur:
+            assert (await cur.fetchone())[0] == 0  # type: ignore[index]
+
+
 async def test_export_holds_everything_about_the_person(settings: Settings) -> None:
     who = await _customer_with_history(settings)
     async with open_runtime(settings) as runtime:

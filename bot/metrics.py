@@ -35,7 +35,10 @@ class Metrics:
         # read from the database on every scrape (Store.refresh_gauges): true in every process, whichever one
         # runs the scheduler that sends follow-ups and attributes orders to them
         self.followups_by_status = Gauge(
-            "shopkeeper_followups_by_status", "Follow-ups in the database by kind and status", ["kind", "status"],
+            "shopkeeper_followups_by_status", "Follow-ups in the database by status", ["status"], registry=self.registry
+        )
+        self.followups_delivered = Gauge(
+            "shopkeeper_followups_delivered", "Follow-ups delivered (status sent), from the database", ["kind"],
             registry=self.registry,
         )
         self.followup_conversions = Gauge(

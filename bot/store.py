@@ -552,22 +552,22 @@ class Store:
             await db.execute("INSERT INTO readiness_probe (at) VALUES (?)", (self._now(),))
 
     async def refresh_gauges(self, metrics: Metrics) -> None:
-        async with self.db.execute("SELECT state, COUNT(*) AS n FROM conversations GROUP BY state") as cur:
-            counts = {row["state"]: row["n"] for row in await cur.fetchall()}
+        """Set the database-backed gauges (what ``/metrics`` does on every scrape).
+
+        The counts are read on a separate read-only connection in a worker thread: with
+        100,000 follow-ups they take tens of milliseconds, which the store's own connection,
+        shared by every chat turn, should not wait for (see ``bench/privacy_scale.py``).
+        """
+        counts = await asyncio.to_thread(_gauge_counts, self.path)
         for state in ("bot", "pending_human", "human", "closed"):
-            metrics.conversations_open.labels(state).set(counts.get(state, 0))
-        async with self.db.execute(
-            "SELECT kind, status, COUNT(*) AS n, SUM(converted_order IS NOT NULL) AS converted FROM followups GROUP BY kind, status"
-        ) as cur:
-            rows = list(await cur.fetchall())
-        by_status = {(row["kind"], row["status"]): int(row["n"]) for row in rows}
-        converted: dict[str, int] = {}
-        for row in rows:
-            converted[row["kind"]] = converted.get(row["kind"], 0) + int(row["converted"] or 0)
-        for kind in FOLLOWUP_KINDS:  # every series, so a count that drops to zero (erasure) reads 0, not its old value
-            for status in FOLLOWUP_STATUSES:
-                metrics.followups_by_status.labels(kind, status).set(by_status.get((kind, status), 0))
-            metrics.followup_conversions.labels(kind).set(converted.get(kind, 0))
+            metrics.conversations_open.labels(state).set(counts.conversations.get(state, 0))
+        # every series, so a count that drops to zero (erasure) reads 0, not its old value
+        for status in FOLLOWUP_STATUSES:
+            metrics.followups_by_status.labels(status).set(counts.followups.get(status, 0))
+        for kind in FOLLOWUP_KINDS:
+            delivered, converted = counts.delivered.get(kind, (0, 0))
+            metrics.followups_delivered.labels(kind).set(delivered)
+            metrics.followup_conversions.labels(kind).set(converted)
 
     # -- escalations -----------------------------------------------------------
 
@@ -706,6 +706,32 @@ class Store:
         async with self.db.execute(f"SELECT COUNT(*) FROM {table}") as cur:  # noqa: S608 - table name checked above
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+
+@dataclass(frozen=True, slots=True)
+class _GaugeCounts:
+    conversations: dict[str, int]  # state -> conversations
+    followups: dict[str, int]  # status -> follow-ups
+    delivered: dict[str, tuple[int, int]]  # kind -> (delivered, attributed an order)
+
+
+def _gauge_counts(path: Path) -> _GaugeCounts:
+    """The counts behind the gauges, on a short-lived read-only connection (blocking: run it in a thread)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    try:
+        conversations = dict(db.execute("SELECT state, COUNT(*) FROM conversations GROUP BY state").fetchall())
+        # status alone: answered from the covering index followups_due, without reading the rows
+        followups = dict(db.execute("SELECT status, COUNT(*) FROM followups GROUP BY status").fetchall())
+        # conversions are only ever attributed to delivered follow-ups: read those rows only
+        delivered = {
+            kind: (int(sent), int(converted or 0))
+            for kind, sent, converted in db.execute(
+                "SELECT kind, COUNT(*), SUM(converted_order IS NOT NULL) FROM followups WHERE status = 'sent' GROUP BY kind"
+            )
+        }
+    finally:
+        db.close()
+    return _GaugeCounts(conversations, followups, delivered)
 
 
 def _outbox_item(row: sqlite3.Row) -> OutboxItem:

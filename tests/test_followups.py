@@ -597,7 +597,8 @@ async def test_an_order_with_the_nudged_item_within_7_days_is_attributed(rig: Ri
     await store.refresh_gauges(rig.metrics)  # what /metrics does on every scrape
     rendered = rig.metrics.render().decode()
     assert 'shopkeeper_followup_conversions{kind="back_in_stock"} 1.0' in rendered
-    assert 'shopkeeper_followups_by_status{kind="back_in_stock",status="sent"} 2.0' in rendered
+    assert 'shopkeeper_followups_delivered{kind="back_in_stock"} 2.0' in rendered
+    assert 'shopkeeper_followups_by_status{status="sent"} 2.0' in rendered
     assert 'shopkeeper_followups_total{kind="back_in_stock",outcome="sent"} 2.0' in rendered
 
 

@@ -62,7 +62,8 @@ async def test_web_metrics_show_conversions_the_worker_attributed(settings: Sett
             assert await attribute_conversions(worker, window=timedelta(days=7), now=now) == 1
         after = web.get("/metrics").text
     assert 'shopkeeper_followup_conversions{kind="back_in_stock"} 1.0' in after
-    assert 'shopkeeper_followups_by_status{kind="back_in_stock",status="sent"} 1.0' in after
+    assert 'shopkeeper_followups_delivered{kind="back_in_stock"} 1.0' in after
+    assert 'shopkeeper_followups_by_status{status="sent"} 1.0' in after and 'status="pending"} 0.0' in after
     assert 'shopkeeper_followup_conversions{kind="reminder"} 0.0' in after
 
 

@@ -717,7 +717,7 @@ class _GaugeCounts:
 
 def _gauge_counts(path: Path) -> _GaugeCounts:
     """The counts behind the gauges, on a short-lived read-only connection (blocking: run it in a thread)."""
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
     try:
         conversations = dict(db.execute("SELECT state, COUNT(*) FROM conversations GROUP BY state").fetchall())
         # status alone: answered from the covering index followups_due, without reading the rows

@@ -18,7 +18,9 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.claude import HISTORY_KEEP, HISTORY_STEP, ClaudeResponder
 from bot.consent import ConsentLedger, Evidence, Purpose
@@ -53,6 +55,7 @@ from tests.fakes.anthropic_api import (
 )
 from tests.fakes.followups import Clock
 from tests.support.fake_server import serve_in_thread
+from tests.support.server import running_server
 
 MODEL = "claude-sonnet-5-5"
 _ids = itertools.count(1)
@@ -415,6 +418,67 @@ async def test_metrics_are_recorded_per_turn(settings: Settings) -> None:
     assert turn.input_tokens > 0 and turn.output_tokens == 60
     assert 0 < turn.api_seconds <= turn.latency_seconds
     assert responder.metrics.total_turns == 1 and responder.metrics.fallbacks == 0
+
+
+def _samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+def test_llm_metrics_of_real_turns_are_exported_at_metrics(data_dir: Any) -> None:
+    """The real server process, Claude configured against the fake API on loopback; /metrics read over HTTP."""
+    extracted = {
+        "budget": {"max": 100, "min": None, "currency": None}, "sizes": [], "colors_include": [], "colors_exclude": [],
+        "materials_include": [], "materials_exclude": [], "dietary": [], "deadline": None, "recipient": None,
+        "occasion": None, "brands_include": [], "brands_exclude": [], "quantity": None, "is_correction": False,
+    }
+    retry_now = {"retry-after-ms": "1"}
+    fake = FakeMessagesAPI([
+        tool_call("extract_constraints", extracted),  # turn 1: constraints, then the reply
+        reply("Here are a few road shoes."),
+        text("under 100, blue"),  # turn 2: no tool call (malformed), then the reply API is overloaded twice
+        error(529, "overloaded_error", headers=retry_now),
+        error(529, "overloaded_error", headers=retry_now),
+        tool_call("extract_constraints", {**extracted, "colors_include": ["red"]}),  # turn 3: rate limited twice
+        rate_limited("0"),
+        rate_limited("0"),
+    ])
+    with serve_in_thread(fake.asgi_app()) as fake_url:
+        env = {"SHOPKEEPER_ANTHROPIC_API_KEY": FAKE_API_KEY, "SHOPKEEPER_ANTHROPIC_BASE_URL": fake_url}
+        with running_server(data_dir, extra_env=env) as server:
+            turns = []
+            for text_ in ("running shoes under 100", "any in blue?", "something red then"):
+                response = httpx.post(
+                    server.base_url + "/api/chat", json={"user_id": "metered", "text": text_, "locale": "en"}, timeout=60
+                )
+                assert response.status_code == 200
+                turns.append(response.json())
+            exposition = httpx.get(server.base_url + "/metrics", timeout=10).text
+    assert len(fake.requests) == 8
+    assert all(turn["replies"] and turn["replies"][0]["text"] for turn in turns)  # the fallbacks still answered
+    samples = _samples(exposition)
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, frozenset(labels.items())), 0.0)
+
+    for kind in ("input", "output", "cache_creation"):
+        assert value("shopkeeper_llm_tokens_total", purpose="reply", kind=kind) > 0
+        assert value("shopkeeper_llm_tokens_total", purpose="constraints", kind=kind) > 0
+    assert value("shopkeeper_llm_tokens_total", purpose="reply", kind="output") == 30  # one reply call answered
+    assert value("shopkeeper_llm_cache_total", purpose="reply", result="miss") == 1
+    assert value("shopkeeper_llm_cache_total", purpose="constraints", result="miss") == 1
+    assert value("shopkeeper_llm_cache_total", purpose="constraints", result="hit") == 2
+    assert value("shopkeeper_llm_tokens_total", purpose="constraints", kind="cache_read") > 0
+    assert value("shopkeeper_llm_call_seconds_count", purpose="reply") == 1
+    assert value("shopkeeper_llm_call_seconds_count", purpose="constraints") == 3
+    assert value("shopkeeper_llm_call_seconds_sum", purpose="reply") > 0
+    assert value("shopkeeper_llm_fallbacks_total", purpose="reply", reason="overloaded") == 1
+    assert value("shopkeeper_llm_fallbacks_total", purpose="reply", reason="rate_limited") == 1
+    assert value("shopkeeper_llm_fallbacks_total", purpose="constraints", reason="malformed") == 1
+    assert FAKE_API_KEY not in exposition
 
 
 async def test_a_long_conversation_is_summarised_within_budget(settings: Settings) -> None:

@@ -437,7 +437,8 @@ def test_llm_metrics_of_real_turns_are_exported_at_metrics(data_dir: Any) -> Non
     }
     retry_now = {"retry-after-ms": "1"}
     fake = FakeMessagesAPI([
-        tool_call("extract_constraints", extracted),  # turn 1: constraints, then the reply
+        reply("Hello! How can I help?"),  # a greeting: no constraints to read, one reply call
+        tool_call("extract_constraints", extracted),  # then constraints, then the reply
         reply("Here are a few road shoes."),
         text("under 100, blue"),  # turn 2: no tool call (malformed), then the reply API is overloaded twice
         error(529, "overloaded_error", headers=retry_now),
@@ -447,17 +448,20 @@ def test_llm_metrics_of_real_turns_are_exported_at_metrics(data_dir: Any) -> Non
         rate_limited("0"),
     ])
     with serve_in_thread(fake.asgi_app()) as fake_url:
-        env = {"SHOPKEEPER_ANTHROPIC_API_KEY": FAKE_API_KEY, "SHOPKEEPER_ANTHROPIC_BASE_URL": fake_url}
+        env = {
+            "SHOPKEEPER_ANTHROPIC_API_KEY": FAKE_API_KEY, "SHOPKEEPER_ANTHROPIC_BASE_URL": fake_url,
+            "SHOPKEEPER_ANTHROPIC_TIMEOUT_SECONDS": "300",  # a loaded test machine must not turn a slow turn into a fallback
+        }
         with running_server(data_dir, extra_env=env) as server:
             turns = []
-            for text_ in ("running shoes under 100", "any in blue?", "something red then"):
+            for text_ in ("hi", "running shoes under 100", "any in blue?", "something red then"):
                 response = httpx.post(
-                    server.base_url + "/api/chat", json={"user_id": "metered", "text": text_, "locale": "en"}, timeout=60
+                    server.base_url + "/api/chat", json={"user_id": "metered", "text": text_, "locale": "en"}, timeout=600
                 )
                 assert response.status_code == 200
                 turns.append(response.json())
             exposition = httpx.get(server.base_url + "/metrics", timeout=10).text
-    assert len(fake.requests) == 8
+    assert len(fake.requests) == 9
     assert all(turn["replies"] and turn["replies"][0]["text"] for turn in turns)  # the fallbacks still answered
     samples = _samples(exposition)
 
@@ -467,12 +471,14 @@ def test_llm_metrics_of_real_turns_are_exported_at_metrics(data_dir: Any) -> Non
     for kind in ("input", "output", "cache_creation"):
         assert value("shopkeeper_llm_tokens_total", purpose="reply", kind=kind) > 0
         assert value("shopkeeper_llm_tokens_total", purpose="constraints", kind=kind) > 0
-    assert value("shopkeeper_llm_tokens_total", purpose="reply", kind="output") == 30  # one reply call answered
+    assert value("shopkeeper_llm_tokens_total", purpose="reply", kind="output") == 60  # two reply calls answered
     assert value("shopkeeper_llm_cache_total", purpose="reply", result="miss") == 1
+    assert value("shopkeeper_llm_cache_total", purpose="reply", result="hit") == 1
+    assert value("shopkeeper_llm_tokens_total", purpose="reply", kind="cache_read") > 0
     assert value("shopkeeper_llm_cache_total", purpose="constraints", result="miss") == 1
     assert value("shopkeeper_llm_cache_total", purpose="constraints", result="hit") == 2
     assert value("shopkeeper_llm_tokens_total", purpose="constraints", kind="cache_read") > 0
-    assert value("shopkeeper_llm_call_seconds_count", purpose="reply") == 1
+    assert value("shopkeeper_llm_call_seconds_count", purpose="reply") == 2
     assert value("shopkeeper_llm_call_seconds_count", purpose="constraints") == 3
     assert value("shopkeeper_llm_call_seconds_sum", purpose="reply") > 0
     assert value("shopkeeper_llm_fallbacks_total", purpose="reply", reason="overloaded") == 1

@@ -430,7 +430,7 @@ def _samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], fl
 
 def test_llm_metrics_of_real_turns_are_exported_at_metrics(data_dir: Any) -> None:
     """The real server process, Claude configured against the fake API on loopback; /metrics read over HTTP."""
-    extracted = {
+    extracted: dict[str, Any] = {
         "budget": {"max": 100, "min": None, "currency": None}, "sizes": [], "colors_include": [], "colors_exclude": [],
         "materials_include": [], "materials_exclude": [], "dietary": [], "deadline": None, "recipient": None,
         "occasion": None, "brands_include": [], "brands_exclude": [], "quantity": None, "is_correction": False,

@@ -87,7 +87,7 @@ async def test_both_extractors_on_the_same_labelled_cases() -> None:
 
 
 def _broken(change: dict[str, Any]) -> dict[str, Any]:
-    payload = copy.deepcopy(LABELS["hi! lookin for a bday gift for my mom, under $50 pls 🎂"])
+    payload: dict[str, Any] = copy.deepcopy(LABELS["hi! lookin for a bday gift for my mom, under $50 pls 🎂"])
     for path, value in change.items():
         target = payload
         *parents, leaf = path.split(".")

@@ -5,7 +5,11 @@ demo store, with the Claude responder talking to the local fake Messages API
 (``tests/fakes/anthropic_api.py``, real ``anthropic`` SDK over ``httpx2.MockTransport``).
 The fake model searches the catalog on product questions (one tool round) and then
 answers with ``send_reply``; the fake also accounts prompt caching from the
-``cache_control`` breakpoints the way the service does.
+``cache_control`` breakpoints the way the service does. As in production, the
+responder has every allow-listed tool (follow-ups included) and records per-call
+metrics, and the engine reads constraints through Claude's ``extract_constraints``
+tool on product, policy and order turns (the fake answers with the offline
+extractor's reading; ``--no-claude-constraints`` leaves extraction offline).
 
 Reported, per turn, with the fake model's own time subtracted:
 
@@ -16,7 +20,7 @@ Reported, per turn, with the fake model's own time subtracted:
 * the offline responder's turn time on the same script, for comparison;
 * cache-hit rate: prompt tokens read from the cache / all prompt tokens.
 
-    .venv/bin/python bench/llm_overhead.py [--conversations 30] [--model-latency-ms 0] [--data-dir DIR]
+    .venv/bin/python bench/llm_overhead.py [--conversations 30] [--model-latency-ms 0] [--data-dir DIR] [--no-claude-constraints]
 """
 
 from __future__ import annotations
@@ -37,12 +41,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.claude import ClaudeResponder
+from bot.claude_constraints import EXTRACT_CONSTRAINTS, ClaudeConstraintExtractor
+from bot.constraints import extract_constraints
 from bot.guardrails import check
 from bot.messages import InboundMessage
 from bot.responders import OfflineResponder, TurnContext
 from bot.runtime import open_runtime
 from bot.settings import Settings
-from bot.tools import ToolBox
+from bot.tools import FollowUpDesk, ToolBox
 from tests.fakes.anthropic_api import FakeMessagesAPI, Step, latest_shopper_text, reply, tool_call
 
 SCRIPT = [
@@ -61,8 +67,12 @@ PRODUCT_WORDS = re.compile(r"shoes|socks|gift|grinder|blue")
 
 
 def scripted_model(body: dict[str, Any]) -> Step:
-    """Search on product questions, then reply naming the first product of the data."""
+    """Read constraints like the offline extractor; search on product questions, then reply naming the first product."""
     messages = body["messages"]
+    if body["tools"][0]["name"] == EXTRACT_CONSTRAINTS:
+        content = str(messages[-1]["content"])
+        said = json.loads(content.split("<shopper_message>", 1)[1].rsplit("</shopper_message>", 1)[0])
+        return tool_call(EXTRACT_CONSTRAINTS, extract_constraints(said, language="en").to_dict())
     searched = isinstance(messages[-1]["content"], list) and any(b.get("type") == "tool_result" for b in messages[-1]["content"])
     shopper = latest_shopper_text(body)
     if PRODUCT_WORDS.search(shopper) and not searched:
@@ -81,7 +91,7 @@ def percentile(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-async def measure(data_dir: Path, conversations: int, model_latency: float) -> dict[str, Any]:
+async def measure(data_dir: Path, conversations: int, model_latency: float, claude_constraints: bool = True) -> dict[str, Any]:
     fake = FakeMessagesAPI(default=scripted_model, latency=model_latency)
     turn_ms: list[float] = []
     responder_ms: list[float] = []
@@ -91,7 +101,25 @@ async def measure(data_dir: Path, conversations: int, model_latency: float) -> d
     settings = Settings(data_dir=data_dir, _env_file=None)  # type: ignore[call-arg]
     async with open_runtime(settings) as runtime:
         client = fake.client()
-        claude = ClaudeResponder(client, model="claude-sonnet-5-5", max_tokens=512, tools=ToolBox(runtime.index), store=runtime.store)
+        followups = FollowUpDesk(runtime.engine.consent, runtime.engine.reminders)
+        claude = ClaudeResponder(
+            client, model="claude-sonnet-5-5", max_tokens=512, tools=ToolBox(runtime.index, followups=followups),
+            store=runtime.store, prometheus=runtime.metrics,
+        )
+        extraction_model_seconds = [0.0]  # the fake's time inside extraction calls (not the responder's)
+        if claude_constraints:
+            extractor = ClaudeConstraintExtractor(client, model="claude-sonnet-5-5", prometheus=runtime.metrics)
+            real_extract = extractor.extract
+
+            async def extract(text: str, **options: Any) -> Any:
+                before = fake.server_seconds
+                try:
+                    return await real_extract(text, **options)
+                finally:
+                    extraction_model_seconds[0] += fake.server_seconds - before
+
+            extractor.extract = extract  # type: ignore[method-assign]
+            runtime.engine.constraint_extractor = extractor
         seen: list[TurnContext] = []
         real_respond = claude.respond
 
@@ -104,6 +132,7 @@ async def measure(data_dir: Path, conversations: int, model_latency: float) -> d
             for turn, text in enumerate(SCRIPT):
                 runtime.engine.responder = claude
                 before_model, before_turns = fake.server_seconds, len(claude.metrics.turns)
+                before_extraction = extraction_model_seconds[0]
                 inbound = InboundMessage("web", f"c{run}-{turn}", f"bench-{run}", f"bench-{run}", text, datetime.now(UTC))
                 started = time.perf_counter()
                 replies = await runtime.engine.handle(inbound)
@@ -113,7 +142,8 @@ async def measure(data_dir: Path, conversations: int, model_latency: float) -> d
                 if run == 0:
                     continue
                 turn_ms.append((elapsed - model_time) * 1000)
-                responder_ms.append((sum(r.latency_seconds for r in records) - model_time) * 1000)
+                responder_model_time = model_time - (extraction_model_seconds[0] - before_extraction)
+                responder_ms.append((sum(r.latency_seconds for r in records) - responder_model_time) * 1000)
                 prompt = sum(r.input_tokens + r.cache_read_input_tokens + r.cache_creation_input_tokens for r in records)
                 per_turn_hits[turn].append(sum(r.cache_read_input_tokens for r in records) / prompt if prompt else 0.0)
                 if seen and replies:
@@ -121,7 +151,20 @@ async def measure(data_dir: Path, conversations: int, model_latency: float) -> d
                     for r in replies:
                         check(r, seen[-1])
                     guardrail_ms.append((time.perf_counter() - checked) * 1000)
+        registry = runtime.metrics.registry
+
+        def counted(name: str, **labels: str) -> float:
+            return registry.get_sample_value(name, labels) or 0.0
+
+        extraction = {kind: counted("shopkeeper_llm_tokens_total", purpose="constraints", kind=kind)
+                      for kind in ("input", "cache_read", "cache_creation")}
+        extraction_calls = counted("shopkeeper_llm_call_seconds_count", purpose="constraints")
+        extraction_fallbacks = sum(
+            sample.value for family in registry.collect() if family.name == "shopkeeper_llm_fallbacks"
+            for sample in family.samples if sample.name.endswith("_total") and sample.labels.get("purpose") == "constraints"
+        )
         runtime.engine.responder = OfflineResponder()
+        runtime.engine.constraint_extractor = None
         for run in range(conversations):
             for turn, text in enumerate(SCRIPT):
                 inbound = InboundMessage("web", f"o{run}-{turn}", f"offline-{run}", f"offline-{run}", text, datetime.now(UTC))
@@ -143,6 +186,9 @@ async def measure(data_dir: Path, conversations: int, model_latency: float) -> d
         "offline_turn_ms": {"p50": percentile(offline_ms, 50), "p99": percentile(offline_ms, 99)},
         "cache_hit_rate": metrics.cache_hit_rate,
         "cache_hit_rate_by_turn": [round(statistics.fmean(h), 3) if h else 0.0 for h in per_turn_hits],
+        "constraint_calls_per_turn": round(extraction_calls / metrics.total_turns, 2),
+        "constraint_cache_hit_rate": round(extraction["cache_read"] / (sum(extraction.values()) or 1), 3),
+        "constraint_fallbacks": extraction_fallbacks,
     }
 
 
@@ -151,12 +197,13 @@ def main() -> int:
     parser.add_argument("--conversations", type=int, default=30)
     parser.add_argument("--model-latency-ms", type=float, default=0.0, help="simulated model time per call (subtracted)")
     parser.add_argument("--data-dir", type=Path, help="an indexed demo data dir to copy (skips the first indexing)")
+    parser.add_argument("--no-claude-constraints", action="store_true", help="read constraints with the offline extractor only")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp) / "var"
         if args.data_dir:
             shutil.copytree(args.data_dir, work)
-        result = asyncio.run(measure(work, args.conversations, args.model_latency_ms / 1000))
+        result = asyncio.run(measure(work, args.conversations, args.model_latency_ms / 1000, not args.no_claude_constraints))
     print(json.dumps(result, indent=2))
     return 0
 

@@ -15,7 +15,9 @@ One turn:
    automated-assistant disclosure is added at the start of a conversation and
    whenever the shopper asks;
 4. per-turn metrics (tokens, cache reads and writes, latency) go to
-   :attr:`ClaudeResponder.metrics`.
+   :attr:`ClaudeResponder.metrics`, and per call to the process's Prometheus
+   :class:`~bot.metrics.Metrics` (``/metrics``): tokens by kind, cache hit or miss,
+   call latency, and every fallback by reason (:func:`fallback_reason`).
 
 The guardrail (:mod:`bot.guardrails`, run by the engine) then checks the text.
 When the API fails — timeout, 429, 5xx, 529 overloaded, connection error — or the
@@ -48,14 +50,19 @@ from anthropic.types import (
     UserMessageParam,
 )
 
+from bot.consent import ConsentDialog
 from bot.guardrails import EVIDENCE, FEEDBACK, fold
 from bot.messages import OutboundMessage, ProductCard, Source
+from bot.metrics import Metrics
 from bot.prompting import language_name, passage_data, product_data, store_policies_block, strip_invisible, system_prompt, tagged
+from bot.reminders import ReminderDialog
 from bot.responders import OfflineResponder, Responder, TurnContext, disclosure, product_card
 from bot.settings import Settings
+from bot.shop import ShopProfile
 from bot.store import Store, StoredMessage
-from bot.tools import MAX_RESULTS, SEND_REPLY, ToolBox, ToolInputError, TurnTools, passages_for
+from bot.tools import MAX_RESULTS, SEND_REPLY, FollowUpDesk, ToolBox, ToolInputError, TurnTools, passages_for
 from bot.understanding import Intent
+from jobs.followups import FollowUpPolicy
 from kb.index import BaseIndex
 
 log = logging.getLogger(__name__)
@@ -176,6 +183,7 @@ class ClaudeResponder:
         store: Store | None = None,
         fallback: Responder | None = None,
         turn_timeout: float = 40.0,
+        prometheus: Metrics | None = None,
     ) -> None:
         self.client = client
         self.model = model
@@ -185,17 +193,31 @@ class ClaudeResponder:
         self.fallback: Responder = fallback or OfflineResponder()
         self.turn_timeout = turn_timeout
         self.metrics = ClaudeMetrics()
+        self.prometheus = prometheus
         self._tool_params = [cast(ToolParam, tool) for tool in tools.definitions()]
 
     @classmethod
-    def from_settings(cls, client: anthropic.AsyncAnthropic, settings: Settings, *, index: BaseIndex, store: Store) -> ClaudeResponder:
+    def from_settings(
+        cls,
+        client: anthropic.AsyncAnthropic,
+        settings: Settings,
+        *,
+        index: BaseIndex,
+        store: Store,
+        shop: ShopProfile,
+        prometheus: Metrics | None = None,
+    ) -> ClaudeResponder:
+        followups = FollowUpDesk(
+            ConsentDialog(store, index, shop), ReminderDialog(store, index, shop, FollowUpPolicy.from_settings(settings))
+        )
         return cls(
             client,
             model=settings.anthropic_model,
             max_tokens=settings.anthropic_max_tokens,
-            tools=ToolBox(index, results=settings.search_results),
+            tools=ToolBox(index, results=settings.search_results, followups=followups),
             store=store,
             turn_timeout=2 * settings.anthropic_timeout_seconds,
+            prometheus=prometheus,
         )
 
     def __repr__(self) -> str:
@@ -215,6 +237,8 @@ class ClaudeResponder:
             except (anthropic.APIError, TimeoutError, _NoAnswer) as exc:
                 outcome = "fallback:" + _failure(exc)
                 log.warning("Claude could not answer this turn (%s); answering offline", _failure(exc))
+                if self.prometheus is not None:
+                    self.prometheus.record_llm_fallback("reply", fallback_reason(exc))
                 replies = await self.fallback.respond(ctx)
             return replies
         finally:
@@ -254,7 +278,10 @@ class ClaudeResponder:
                 tool_choice={"type": "tool", "name": SEND_REPLY} if last else {"type": "auto"},
                 messages=messages,
             )
-            usage.add(response.usage, time.perf_counter() - sent)
+            seconds = time.perf_counter() - sent
+            usage.add(response.usage, seconds)
+            if self.prometheus is not None:
+                self.prometheus.record_llm_call("reply", seconds=seconds, **_call_tokens(response.usage))
             calls = [b for b in response.content if b.type == "tool_use"]
             final = next((b for b in calls if b.name == SEND_REPLY), None)
             if final is not None:
@@ -437,6 +464,35 @@ def _mentioned_products(text: str, state: TurnTools) -> list[str]:
     return [p.id for p in state.evidence.products.values() if p.title.casefold() in folded or p.id.casefold() in folded]
 
 
+def _call_tokens(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read": usage.cache_read_input_tokens or 0,
+        "cache_creation": usage.cache_creation_input_tokens or 0,
+    }
+
+
+def fallback_reason(exc: BaseException) -> str:
+    """Why a call to the API gave no usable answer, as a metric label (see :data:`bot.metrics.LLM_FALLBACK_REASONS`)."""
+    if isinstance(exc, (anthropic.APITimeoutError, TimeoutError)):
+        return "timeout"
+    if isinstance(exc, anthropic.APIStatusError):
+        body = exc.body if isinstance(exc.body, Mapping) else {}
+        inner = body.get("error")
+        kind = inner.get("type") if isinstance(inner, Mapping) else None
+        if exc.status_code == 529 or kind == "overloaded_error":
+            return "overloaded"
+        if exc.status_code == 429:
+            return "rate_limited"
+        return "server_error" if exc.status_code >= 500 else "client_error"
+    if isinstance(exc, anthropic.APIConnectionError):
+        return "connection"
+    if isinstance(exc, _NoAnswer):
+        return "no_answer"
+    return "malformed"
+
+
 def _failure(exc: BaseException) -> str:
     """A short, secret-free name for why the API call failed."""
     if isinstance(exc, anthropic.APITimeoutError):
@@ -452,4 +508,4 @@ def _failure(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-__all__ = ["CLAUDE_MAX_RETRIES", "ClaudeMetrics", "ClaudeResponder", "TurnMetrics", "build_client"]
+__all__ = ["CLAUDE_MAX_RETRIES", "ClaudeMetrics", "ClaudeResponder", "TurnMetrics", "build_client", "fallback_reason"]

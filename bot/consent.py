@@ -25,6 +25,11 @@ silent-state check):
   stock? (yes/no)". Only an explicit yes (:func:`yes_or_no`, typed or tapped)
   grants the consent and records the subscription to that exact variant;
   anything else drops the question. Nothing is ever pre-ticked.
+* The language model's ``subscribe_back_in_stock`` tool (:meth:`ConsentDialog.offer_alert`)
+  asks the very same question when no back-in-stock consent stands on that channel;
+  with a standing consent it subscribes at once and says so. A pending question of
+  purpose ``reminders`` (the model's ``schedule_reminder`` tool) is answered in
+  :class:`bot.reminders.ReminderDialog`.
 
 Platform signals count as revocation too: an identity the outbox marked
 unreachable (Telegram 403 blocked, Twilio 21610/63014, WhatsApp 131050 marketing
@@ -398,6 +403,27 @@ def _short(title: str) -> str:
 # -- the consent side of a turn ---------------------------------------------------------
 
 
+def yes_no_question(question: str) -> OutboundMessage:
+    """A consent question with Yes/No buttons (typed "yes"/"no" in any language work too, see :func:`yes_or_no`)."""
+    return OutboundMessage(question, buttons=(Button(_("Yes"), YES_PAYLOAD), Button(_("No"), NO_PAYLOAD)))
+
+
+class AlertStatus(StrEnum):
+    """What became of a back-in-stock alert offer."""
+
+    NOT_FOUND = "not_found"
+    IN_STOCK = "in_stock"
+    ALREADY_SUBSCRIBED = "already_subscribed"
+    ASKED = "consent_needed"  # the yes/no question stands in the conversation
+    SUBSCRIBED = "subscribed"
+
+
+@dataclass(frozen=True, slots=True)
+class AlertOffer:
+    status: AlertStatus
+    message: OutboundMessage  # what the shopper is told
+
+
 def item_label(title: str, size: str | None) -> str:
     """"Carbon Edge Marathon Racer, size 42" (current locale)."""
     return _("{title}, size {size}", title=title, size=size) if size else title
@@ -457,7 +483,8 @@ class ConsentDialog:
             context["last_intent"] = "consent_help"
             return [self._help()]
         pending = context.get(PENDING_KEY)
-        if isinstance(pending, dict):
+        # a reminder's yes/no is answered by ReminderDialog, right after this
+        if isinstance(pending, dict) and pending.get("purpose") != Purpose.REMINDERS.value:
             answer = yes_or_no(text)
             if answer is None:
                 context.pop(PENDING_KEY, None)  # the shopper moved on: never read a later "yes" as consent
@@ -469,8 +496,22 @@ class ConsentDialog:
                 return [await self._subscribe(inbound, conversation, pending, now)]
         if text.startswith(NOTIFY_COMMAND + " ") or text == NOTIFY_COMMAND:
             context["last_intent"] = "consent_question"
-            return [await self._ask(conversation, text[len(NOTIFY_COMMAND) :].strip(), now)]
+            return [(await self._ask(conversation, text[len(NOTIFY_COMMAND) :].strip(), now)).message]
         return None
+
+    async def offer_alert(self, inbound: InboundMessage, conversation: Conversation, sku: str, now: datetime) -> AlertOffer:
+        """A back-in-stock alert offered by a language model: the yes/no question, or the subscription when consent stands.
+
+        Without a standing back-in-stock consent on this channel nothing is recorded but
+        the question (``conversation.context``, answered next turn by :meth:`handle`).
+        """
+        offer = await self._ask(conversation, sku, now)
+        if offer.status != AlertStatus.ASKED:
+            return offer
+        if not await self.ledger.is_granted(conversation.customer_id, Purpose.BACK_IN_STOCK, inbound.channel):
+            return offer
+        pending = conversation.context.pop(PENDING_KEY)
+        return AlertOffer(AlertStatus.SUBSCRIBED, await self._subscribe(inbound, conversation, pending, now))
 
     # -- the steps -------------------------------------------------------------------
 
@@ -493,21 +534,24 @@ class ConsentDialog:
         )
         return OutboundMessage(text, buttons=(Button(_("Talk to a person"), "/human"),))
 
-    async def _ask(self, conversation: Conversation, sku: str, now: datetime) -> OutboundMessage:
+    async def _ask(self, conversation: Conversation, sku: str, now: datetime) -> AlertOffer:
         product = await product_for_sku(self._index, sku) if sku else None
         variant = next((v for v in product.variants if v.sku == sku), None) if product else None
         if product is None or variant is None:
-            return OutboundMessage(_("I can't find that item in our catalog any more."))
+            return AlertOffer(AlertStatus.NOT_FOUND, OutboundMessage(_("I can't find that item in our catalog any more.")))
         size = variant.options.get("size") or None
         label = item_label(product.title, size)
         if variant.in_stock:
-            return OutboundMessage(_("Good news: {item} is in stock right now.", item=label))
+            return AlertOffer(AlertStatus.IN_STOCK, OutboundMessage(_("Good news: {item} is in stock right now.", item=label)))
         async with self._store.db.execute(
             "SELECT 1 FROM subscriptions WHERE customer_id = ? AND channel = ? AND sku = ? AND status = 'active'",
             (conversation.customer_id, conversation.channel, sku),
         ) as cur:
             if await cur.fetchone() is not None:
-                return OutboundMessage(_("You're already on the list: I'll message you when {item} is back in stock.", item=label))
+                return AlertOffer(
+                    AlertStatus.ALREADY_SUBSCRIBED,
+                    OutboundMessage(_("You're already on the list: I'll message you when {item} is back in stock.", item=label)),
+                )
         conversation.context.pop("pending_confirmation", None)  # the last question asked is the one a "yes" answers
         conversation.context[PENDING_KEY] = {
             "purpose": Purpose.BACK_IN_STOCK.value,
@@ -521,7 +565,7 @@ class ConsentDialog:
             question = _("Want me to message you when size {size} of {title} is back in stock? (yes/no)", size=size, title=product.title)
         else:
             question = _("Want me to message you when {title} is back in stock? (yes/no)", title=product.title)
-        return OutboundMessage(question, buttons=(Button(_("Yes"), YES_PAYLOAD), Button(_("No"), NO_PAYLOAD)))
+        return AlertOffer(AlertStatus.ASKED, yes_no_question(question))
 
     async def _subscribe(
         self, inbound: InboundMessage, conversation: Conversation, pending: dict[str, Any], now: datetime

@@ -30,12 +30,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.consent import ConsentDialog, add_alert_buttons
+from bot.consent import PENDING_KEY as CONSENT_PENDING_KEY
+from bot.consent import YES_PAYLOAD, ConsentDialog, add_alert_buttons
 from bot.constraints import Constraints, constraints_from_dict
 from bot.events import Event, EventBus
-from bot.guardrails import Verdict, enforce
+from bot.guardrails import NOTICES, Verdict, enforce
 from bot.handoff import EscalationReason, bot_is_silent, escalate, handoff_notice
 from bot.i18n import SUPPORTED_LOCALES, _, join_list, use_locale
 from bot.locale_choice import LANGUAGE_COMMAND, choose_locale, explicit_language, language_name
@@ -53,6 +54,9 @@ from jobs.followups import FollowUpPolicy
 from kb.index import BaseIndex
 from kb.models import Hit, SearchFilters
 from kb.query import clean_query
+
+if TYPE_CHECKING:  # the anthropic SDK loads only when Claude is configured
+    from bot.claude_constraints import ConstraintExtractor
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,15 @@ def _content_words(text: str) -> list[str]:
     return [w for w in _CONTENT_WORD.findall(text.casefold()) if w not in _FILLER]
 
 
+# intents whose message may declare constraints (the others skip the model's extractor)
+CONSTRAINT_INTENTS = frozenset({Intent.PRODUCT_SEARCH, Intent.POLICY, Intent.ORDER_STATUS, Intent.UNKNOWN})
+
+
+def _done(notices: list[OutboundMessage]) -> list[OutboundMessage]:
+    """The notices that report what a tool did (a question without the thread is dropped with its pending state)."""
+    return [n for n in notices if not any(b.payload == YES_PAYLOAD for b in n.buttons)]
+
+
 class _ChatLocks:
     """One asyncio lock per chat, dropped when nobody holds or waits for it."""
 
@@ -136,6 +149,7 @@ class DialogEngine:
         secret: bytes = b"",
         public_url: str = "",
         followup_policy: FollowUpPolicy | None = None,
+        constraint_extractor: ConstraintExtractor | None = None,
     ) -> None:
         self.secret = secret or secrets.token_bytes(32)
         self.public_url = public_url.rstrip("/")
@@ -150,6 +164,7 @@ class DialogEngine:
         self.brands = brands
         self._clock = clock
         self._locks = _ChatLocks()
+        self.constraint_extractor = constraint_extractor  # None: the offline extractor of understand()
         self.consent = ConsentDialog(store, index, shop)
         self.reminders = ReminderDialog(store, index, shop, followup_policy or FollowUpPolicy())
 
@@ -300,7 +315,7 @@ class DialogEngine:
         if privacy is not None:
             return privacy, conversation
 
-        understanding = self._understand(text, locale)
+        understanding = await self._understand_with_model(text, locale)
         context["last_intent"] = understanding.intent.value
         previous = constraints_from_dict(context["constraints"]) if context.get("constraints") else None
         constraints = understanding.constraints.merged_into(previous) if previous else understanding.constraints
@@ -316,6 +331,7 @@ class DialogEngine:
             conversation = escalate(conversation, reason, now, detail=understanding.concern)
             return [handoff_notice(self.shop, now)], conversation
 
+        notices: list[OutboundMessage] = []  # what a responder's tools asked or did, in our wording (bot.tools)
         filters = filters_for(constraints, lang=locale)
         hits: list[Hit] = []
         near_misses: list[Hit] = []
@@ -349,12 +365,15 @@ class DialogEngine:
             orders=tuple(orders),
             customer_verified=verified,
             unanswered_streak=int(context.get("unanswered", 0)),
+            extras={NOTICES: notices},
         )
         verdict = await self._respond(ctx)
-        replies = verdict.replies
+        # a tool's question or confirmation goes out whatever became of the draft it came with
+        replies = [*verdict.replies, *notices]
         if verdict.escalation is not None:  # the responder handed off, or no reply passed the guardrail
+            context.pop(CONSENT_PENDING_KEY, None)
             conversation = escalate(conversation, verdict.escalation, now, detail=verdict.detail)
-            return [handoff_notice(self.shop, now)], conversation
+            return [handoff_notice(self.shop, now), *_done(notices)], conversation
 
         answered = bool(hits or near_misses) or understanding.intent not in {Intent.PRODUCT_SEARCH, Intent.POLICY, Intent.UNKNOWN}
         context["unanswered"] = 0 if answered else int(context.get("unanswered", 0)) + 1
@@ -362,10 +381,22 @@ class DialogEngine:
         if context["unanswered"] >= UNANSWERED_BEFORE_HANDOFF:
             # two turns in a row the bot could not help: a person takes over
             context["unanswered"] = 0
+            context.pop(CONSENT_PENDING_KEY, None)
             conversation = escalate(conversation, EscalationReason.UNANSWERED, now)
-            return [handoff_notice(self.shop, now)], conversation
+            return [handoff_notice(self.shop, now), *_done(notices)], conversation
         products = [h.product for h in (*hits, *near_misses) if h.product is not None]
         return add_alert_buttons(replies, products, filters), conversation
+
+    async def _understand_with_model(self, text: str, locale: str) -> Understanding:
+        """:meth:`_understand`, with the constraints read by the model's extractor when one is configured."""
+        understanding = self._understand(text, locale)
+        if self.constraint_extractor is None or text.startswith("/") or understanding.intent not in CONSTRAINT_INTENTS:
+            return understanding
+        constraints = await self.constraint_extractor.extract(text, language=locale, brands=self.brands)
+        intent = understanding.intent
+        if intent is Intent.UNKNOWN and not constraints.is_empty():
+            intent = Intent.PRODUCT_SEARCH
+        return dataclasses.replace(understanding, intent=intent, constraints=constraints)
 
     def _understand(self, text: str, locale: str) -> Understanding:
         if text.startswith("/topic "):

@@ -74,6 +74,7 @@ log = logging.getLogger(__name__)
 EVIDENCE = "evidence"  # Evidence: what the responder showed the model beyond ctx.hits
 HANDOFF_REQUEST = "handoff_request"  # EscalationReason: the responder wants staff to take over
 FEEDBACK = "guardrail_feedback"  # list[str]: why the previous draft of this turn was rejected
+NOTICES = "notices"  # list[OutboundMessage]: what a tool asked or did (our wording), sent after the reply whatever the draft
 
 CENT = Decimal("0.01")
 SHINGLE_WORDS = 8  # a leak is four shared 8-word shingles: eleven consecutive words of the prompt

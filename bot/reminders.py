@@ -21,6 +21,13 @@ Brazilian Portuguese:
   "annuler le rappel 2", "Erinnerung 2 löschen", "cancelar lembrete 2" (the
   number from the list), or a tapped "Cancel 2" button (``/reminder cancel <id>``).
 
+* **offered by the language model** (:meth:`ReminderDialog.offer`, the ``schedule_reminder``
+  tool, for requests the patterns above did not catch): the model's reading of the
+  shopper is not their words, so without a standing ``reminders`` consent on that
+  channel the bot asks "Want me to remind you on Fri, Nov 20 at 6:00 PM about …?
+  (yes/no)" (the consent question of :mod:`bot.consent`) and only an explicit yes
+  schedules it; with one it schedules at once and says so.
+
 A reminder is a row of the ``followups`` table (kind ``reminder``); the dispatcher
 (:mod:`jobs.followups`) sends it when due, applying quiet hours and the other
 send-time rules.
@@ -31,11 +38,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_skeleton, format_time
 
-from bot.consent import ConsentLedger, Evidence, Purpose, fold, stamp
+from bot.consent import PENDING_KEY as CONSENT_PENDING_KEY
+from bot.consent import ConsentLedger, Evidence, Purpose, fold, stamp, yes_no_question, yes_or_no
 from bot.constraints import extract_constraints, resolve_deadline
 from bot.i18n import _, current_locale, ngettext
 from bot.messages import Button, InboundMessage, OutboundMessage
@@ -304,6 +313,15 @@ class ReminderDialog:
         if not text:
             return None
         context = conversation.context
+        asked = context.get(CONSENT_PENDING_KEY)
+        if isinstance(asked, dict) and asked.get("purpose") == Purpose.REMINDERS.value:
+            context.pop(CONSENT_PENDING_KEY)
+            answer = yes_or_no(text)
+            if answer is not None:  # anything else drops the question: a later "yes" is never read as consent
+                context["last_intent"] = "consent_answer"
+                if not answer:
+                    return [OutboundMessage(_("No problem, I won't message you about it."))]
+                return [await self._confirmed(inbound, conversation, asked, now)]
         low = text.lower()
         if text.startswith(CANCEL_PAYLOAD + " "):
             context["last_intent"] = "reminder_cancel"
@@ -354,16 +372,35 @@ class ReminderDialog:
             if when is not None:
                 return OutboundMessage(_("That time has already passed. When should I remind you?"))
             return OutboundMessage(_("When should I remind you? For example: \"tomorrow at 6pm\"."))
-        active = await self._active(conversation.customer_id, inbound.channel)
-        if len(active) >= MAX_ACTIVE_REMINDERS:
-            return OutboundMessage(
-                ngettext(
-                    "You already have {n} reminder; cancel one first (say \"my reminders\").",
-                    "You already have {n} reminders; cancel one first (say \"my reminders\").",
-                    len(active),
-                )
-            )
+        full = await self._too_many(conversation.customer_id, inbound.channel)
+        if full is not None:
+            return full
         product = await self._product(conversation, subject)
+        return await self._schedule(inbound, conversation, when.at, timezone, subject, product, now)
+
+    async def _too_many(self, customer_id: str, channel: str) -> OutboundMessage | None:
+        active = await self._active(customer_id, channel)
+        if len(active) < MAX_ACTIVE_REMINDERS:
+            return None
+        return OutboundMessage(
+            ngettext(
+                "You already have {n} reminder; cancel one first (say \"my reminders\").",
+                "You already have {n} reminders; cancel one first (say \"my reminders\").",
+                len(active),
+            )
+        )
+
+    async def _schedule(
+        self,
+        inbound: InboundMessage,
+        conversation: Conversation,
+        at: datetime,
+        timezone: str,
+        subject: str | None,
+        product: Product | None,
+        now: datetime,
+    ) -> OutboundMessage:
+        """Record the consent (``inbound`` is its evidence) and the reminder; the confirmation for the shopper."""
         evidence = Evidence.of(inbound)
         async with self._store.transaction() as db:
             await ConsentLedger.grant_in(db, conversation.customer_id, Purpose.REMINDERS, inbound.channel, evidence, now)
@@ -382,20 +419,20 @@ class ReminderDialog:
                     subject,
                     timezone,
                     conversation.locale,
-                    stamp(when.at),
-                    stamp(when.at),
+                    stamp(at),
+                    stamp(at),
                     f"reminder:{evidence.message_id}",
                     stamp(now),
                 ),
             )
         about = subject or (product.title if product else None)
-        moment = format_when(when.at, timezone)
+        moment = format_when(at, timezone)
         if about:
             text_out = _("Okay! I'll remind you on {when} about {subject}.", when=moment, subject=about)
         else:
             text_out = _("Okay! I'll remind you on {when}.", when=moment)
-        allowed = self._policy.next_allowed(when.at, timezone)
-        if allowed > when.at:
+        allowed = self._policy.next_allowed(at, timezone)
+        if allowed > at:
             text_out += " " + _(
                 "I don't send messages between {start} and {end}, so it will come on {when}.",
                 start=format_time(self._policy.quiet_start, "short", locale=current_locale()),
@@ -404,6 +441,71 @@ class ReminderDialog:
             )
         text_out += " " + _("Say \"my reminders\" to see or cancel them.")
         return OutboundMessage(text_out)
+
+    # -- offered by a language model ------------------------------------------------------
+
+    async def offer(
+        self,
+        inbound: InboundMessage,
+        conversation: Conversation,
+        when: str,
+        subject: str | None,
+        product: Product | None,
+        now: datetime,
+    ) -> ReminderOffer:
+        """A reminder the model offers to set: scheduled when consent stands, else the yes/no question.
+
+        ``when`` is an ISO date or local date-time ("2026-11-20T18:00", read in the
+        shopper's timezone) or the shopper's words ("tomorrow at 6pm", any of the five
+        languages). ``product`` is the catalog product it is about, if any.
+        """
+        timezone = await self._timezone(conversation)
+        locale = conversation.locale or self._shop.default_locale
+        at = _moment(when, locale=locale, now=now, timezone=timezone)
+        if at is None:
+            return ReminderOffer(ReminderStatus.NEEDS_TIME, None)
+        if at <= now:
+            return ReminderOffer(ReminderStatus.IN_THE_PAST, None)
+        full = await self._too_many(conversation.customer_id, inbound.channel)
+        if full is not None:
+            return ReminderOffer(ReminderStatus.TOO_MANY, full)
+        subject = (subject or "").strip()[:120] or None
+        if await self._ledger.is_granted(conversation.customer_id, Purpose.REMINDERS, inbound.channel):
+            message = await self._schedule(inbound, conversation, at, timezone, subject, product, now)
+            return ReminderOffer(ReminderStatus.SCHEDULED, message)
+        conversation.context.pop("pending_confirmation", None)  # the last question asked is the one a "yes" answers
+        conversation.context[CONSENT_PENDING_KEY] = {
+            "purpose": Purpose.REMINDERS.value,
+            "due_at": stamp(at),
+            "timezone": timezone,
+            "subject": subject,
+            "product_id": product.id if product else None,
+            "asked_at": now.isoformat(),
+        }
+        about = subject or (product.title if product else None)
+        moment = format_when(at, timezone)
+        if about:
+            question = _("Want me to remind you on {when} about {subject}? (yes/no)", when=moment, subject=about)
+        else:
+            question = _("Want me to remind you on {when}? (yes/no)", when=moment)
+        return ReminderOffer(ReminderStatus.ASKED, yes_no_question(question))
+
+    async def _confirmed(
+        self, inbound: InboundMessage, conversation: Conversation, asked: dict[str, object], now: datetime
+    ) -> OutboundMessage:
+        """The shopper said yes to a reminder the model offered: schedule it with this message as the consent."""
+        subject = str(asked["subject"]) if asked.get("subject") else None
+        at = datetime.fromisoformat(str(asked["due_at"]))
+        if at <= now:
+            conversation.context[PENDING_KEY] = {"subject": subject}
+            return OutboundMessage(_("That time has already passed. When should I remind you?"))
+        full = await self._too_many(conversation.customer_id, inbound.channel)
+        if full is not None:
+            return full
+        product_id = asked.get("product_id")
+        product = await self._index.get_product(str(product_id)) if product_id else None
+        timezone = str(asked.get("timezone") or await self._timezone(conversation))
+        return await self._schedule(inbound, conversation, at, timezone, subject, product, now)
 
     async def _product(self, conversation: Conversation, subject: str | None) -> Product | None:
         """The catalog product the reminder is about: named in the subject, else the last one shown."""
@@ -482,6 +584,40 @@ class ReminderDialog:
         if about:
             return OutboundMessage(_("Reminder {n} is cancelled: {subject}.", n=number, subject=about))
         return OutboundMessage(_("Reminder {n} is cancelled.", n=number))
+
+
+class ReminderStatus(StrEnum):
+    """What became of a reminder the model offered to set."""
+
+    NEEDS_TIME = "needs_time"  # no date or time could be read: ask the shopper when
+    IN_THE_PAST = "in_the_past"
+    TOO_MANY = "too_many"
+    ASKED = "consent_needed"  # the yes/no question stands in the conversation
+    SCHEDULED = "scheduled"
+
+
+@dataclass(frozen=True, slots=True)
+class ReminderOffer:
+    status: ReminderStatus
+    message: OutboundMessage | None  # what the shopper is told, when our code words it
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _moment(value: str, *, locale: str, now: datetime, timezone: str) -> datetime | None:
+    """An ISO date or local date-time in the shopper's ``timezone``, else the words read by :func:`parse_when`."""
+    text = value.strip()
+    try:
+        local = datetime.fromisoformat(text)
+    except ValueError:
+        when = parse_when(text, language=locale, now=now, timezone=timezone)
+        return when.at if when else None
+    if _ISO_DATE.fullmatch(text):
+        local = datetime.combine(local.date(), DEFAULT_TIME)
+    if local.tzinfo is None:
+        local = local.replace(tzinfo=ZoneInfo(timezone))
+    return local.astimezone(now.tzinfo)
 
 
 def _sku(product: Product | None) -> str | None:

@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from bot.demo import load_demo
 from bot.engine import DialogEngine
@@ -31,6 +32,9 @@ from jobs.followups import FollowUpPolicy
 from kb.embedder import make_embedder
 from kb.index import BaseIndex
 from kb.sqlite_index import SQLiteIndex
+
+if TYPE_CHECKING:
+    from bot.claude_constraints import ConstraintExtractor
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +91,27 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
             channels = enabled_channels(settings)
             async with AsyncExitStack() as stack:
                 responder: Responder | None = None  # the offline responder
+                extractor: ConstraintExtractor | None = None  # the offline extractor
                 if settings.anthropic_api_key is not None:
                     from bot.claude import ClaudeResponder, build_client  # the SDK loads only when Claude is configured
 
                     client = build_client(settings)
                     stack.push_async_callback(client.close)
-                    responder = ClaudeResponder.from_settings(client, settings, index=index, store=store)
+                    responder = ClaudeResponder.from_settings(
+                        client, settings, index=index, store=store, shop=shop, prometheus=metrics
+                    )
+                    if settings.anthropic_constraints:
+                        from bot.claude_constraints import ClaudeConstraintExtractor
+
+                        extractor = ClaudeConstraintExtractor(
+                            client, model=settings.anthropic_model, timeout=settings.anthropic_timeout_seconds,
+                            prometheus=metrics,
+                        )
                 engine = DialogEngine(
                     store=store, index=index, shop=shop, results=settings.search_results, clock=clock,
                     brands=await index.brands(), events=events, responder=responder, metrics=metrics,
                     secret=await asyncio.to_thread(load_secret, settings.data_dir), public_url=settings.public_url or "",
-                    followup_policy=FollowUpPolicy.from_settings(settings),
+                    followup_policy=FollowUpPolicy.from_settings(settings), constraint_extractor=extractor,
                 )
                 for channel in channels.values():
                     await channel.open()

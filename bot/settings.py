@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     # seconds per API request; a whole turn (tool rounds, SDK retries) gets twice this before the offline answer
     anthropic_timeout_seconds: float = Field(default=20.0, gt=0, le=600)
     anthropic_base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")  # proxies, tests
+    # read each message's constraints through Claude too (one more call per product turn); false: offline extractor only
+    anthropic_constraints: bool = True
 
     # Follow-ups (reminders, back-in-stock nudges). Quiet hours are in the shopper's timezone; start == end: none.
     followup_quiet_start: time = time(21, 0)

@@ -12,12 +12,19 @@ offline path already uses (the knowledge-base index, the turn's verified orders)
   tool does not even confirm that it exists;
 * ``hand_off_to_staff`` — asks the engine to hand the thread to staff
   (``ctx.extras[HANDOFF_REQUEST]``);
+* ``subscribe_back_in_stock`` and ``schedule_reminder`` — the follow-ups of the
+  offline path (:meth:`bot.consent.ConsentDialog.offer_alert`,
+  :meth:`bot.reminders.ReminderDialog.offer`). Consent is never taken from the model:
+  without a standing consent for that purpose on the channel, the tool only leaves the
+  offline flow's yes/no question in the conversation and nothing is recorded until the
+  shopper says yes; with one, it acts and the confirmation goes out. Either way the
+  question or confirmation is our own localized text, put in ``ctx.extras[NOTICES]``
+  for the engine to send after the reply; STOP, quiet hours and the shopper's timezone
+  apply as for any follow-up;
 * ``send_reply`` — the structured end of a turn: text plus the ids of the products and
   passages used. Product cards (price, stock) are then built by our code from the data.
 
 No tool changes a price, grants a discount, issues a refund or edits an order.
-Preferences, back-in-stock subscriptions and reminders are not offered: they need
-consent records and follow-up storage that the model must not fake.
 
 Everything a tool returns is recorded in the turn's :class:`~bot.guardrails.Evidence`,
 so the guardrail and the card builder know exactly what the model saw.
@@ -32,17 +39,23 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from bot.guardrails import HANDOFF_REQUEST, Evidence
+from bot.consent import AlertStatus, ConsentDialog
+from bot.guardrails import HANDOFF_REQUEST, NOTICES, Evidence
 from bot.handoff import EscalationReason
+from bot.messages import OutboundMessage
 from bot.prompting import order_data, product_data
+from bot.reminders import ReminderDialog, ReminderStatus
 from bot.responders import TurnContext
 from kb.index import BaseIndex
-from kb.models import Passage, Product, SearchFilters
+from kb.inventory import product_for_sku
+from kb.models import Passage, Product, SearchFilters, Variant
 
 SEARCH_CATALOG = "search_catalog"
 GET_PRODUCT = "get_product"
 CHECK_ORDER = "check_order"
 HAND_OFF = "hand_off_to_staff"
+SUBSCRIBE_BACK_IN_STOCK = "subscribe_back_in_stock"
+SCHEDULE_REMINDER = "schedule_reminder"
 SEND_REPLY = "send_reply"
 
 MAX_RESULTS = 5
@@ -121,6 +134,43 @@ TOOL_DEFINITIONS: tuple[dict[str, Any], ...] = (
         },
     },
     {
+        "name": SUBSCRIBE_BACK_IN_STOCK,
+        "description": (
+            "Offer to message the shopper when a sold-out product (in their size) is back in stock; only when they ask "
+            "for that. Unless they agreed to such alerts before, the app asks them a yes/no question after your reply "
+            "and nothing is subscribed until they say yes: never tell them they are subscribed unless the result says so."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "product_id": {"type": "string", "description": "a product id or variant SKU from the data", "maxLength": 80},
+                "size": {"type": "string", "description": "the size the shopper wants, when the product has sizes", "maxLength": 20},
+            },
+            "required": ["product_id"],
+        },
+    },
+    {
+        "name": SCHEDULE_REMINDER,
+        "description": (
+            "Remind the shopper later in this chat; only when they ask for a reminder. Unless they agreed to reminders "
+            "before, the app asks them a yes/no question after your reply and nothing is scheduled until they say yes. "
+            "Quiet hours and their timezone are applied by the app."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "when": {
+                    "type": "string",
+                    "description": "a local date-time like 2026-11-20T18:00 (shopper's timezone) or the shopper's words",
+                    "maxLength": 80,
+                },
+                "about": {"type": "string", "description": "what to remind them about, in their words", "maxLength": 120},
+                "product_id": {"type": "string", "description": "the product it is about, if any", "maxLength": 80},
+            },
+            "required": ["when"],
+        },
+    },
+    {
         "name": SEND_REPLY,
         "description": (
             "Send your answer to the shopper and end the turn. The app shows every listed product as a card with its "
@@ -143,6 +193,14 @@ class ToolInputError(ValueError):
     """The model called a tool with arguments that do not fit its schema."""
 
 
+@dataclass(frozen=True, slots=True)
+class FollowUpDesk:
+    """The offline path's follow-up dialogs, which the follow-up tools wrap."""
+
+    consent: ConsentDialog
+    reminders: ReminderDialog
+
+
 @dataclass(slots=True)
 class TurnTools:
     """The tool state of one turn: what was looked up, and whether a handoff was asked for."""
@@ -151,6 +209,7 @@ class TurnTools:
     evidence: Evidence = field(default_factory=Evidence)
     calls: list[str] = field(default_factory=list)
     handoff: EscalationReason | None = None
+    notices: list[OutboundMessage] = field(default_factory=list)  # sent after the reply (ctx.extras[NOTICES])
 
     def product(self, reference: str) -> Product | None:
         """A product the model has seen this turn, by id or SKU."""
@@ -167,8 +226,16 @@ class TurnTools:
 class ToolBox:
     """Runs the allow-listed tools for a model. One per process; state lives in :class:`TurnTools`."""
 
-    def __init__(self, index: BaseIndex, *, results: int = 3, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        index: BaseIndex,
+        *,
+        results: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+        followups: FollowUpDesk | None = None,
+    ) -> None:
         self.index = index
+        self.followups = followups
         self.results = max(1, min(results, MAX_RESULTS))
         self._clock = clock
         self._policies: dict[str, tuple[float, tuple[Passage, ...]]] = {}
@@ -176,14 +243,22 @@ class ToolBox:
     def __repr__(self) -> str:
         return f"ToolBox(index={type(self.index).__name__}, results={self.results})"
 
-    @staticmethod
-    def definitions() -> list[dict[str, Any]]:
-        """The JSON schemas of the allow-listed tools, in a stable order (part of the cached prefix)."""
-        return [dict(tool) for tool in TOOL_DEFINITIONS]
+    def definitions(self) -> list[dict[str, Any]]:
+        """The JSON schemas of the allow-listed tools, in a stable order (part of the cached prefix).
+
+        The follow-up tools are listed only when the toolbox has the dialogs they wrap.
+        """
+        offered = [dict(tool) for tool in TOOL_DEFINITIONS]
+        if self.followups is None:
+            offered = [tool for tool in offered if tool["name"] not in (SUBSCRIBE_BACK_IN_STOCK, SCHEDULE_REMINDER)]
+        return offered
 
     def start_turn(self, ctx: TurnContext) -> TurnTools:
         """The tool state of a new turn, seeded with what the engine already retrieved."""
         state = TurnTools(ctx)
+        notices = ctx.extras.setdefault(NOTICES, [])  # one list per turn, shared with a regenerated draft
+        if isinstance(notices, list):
+            state.notices = notices
         state.evidence.add_products(h.product for h in (*ctx.hits, *ctx.near_misses) if h.product is not None)
         state.evidence.add_passages(h.passage for h in ctx.hits if h.passage is not None)
         return state
@@ -217,6 +292,10 @@ class ToolBox:
             return self.check_order(state, _text(arguments, "order_number") or None)
         if name == HAND_OFF:
             return self.hand_off(state, _text(arguments, "reason", required=True))
+        if name == SUBSCRIBE_BACK_IN_STOCK and self.followups is not None:
+            return await self.subscribe_back_in_stock(state, self.followups, arguments)
+        if name == SCHEDULE_REMINDER and self.followups is not None:
+            return await self.schedule_reminder(state, self.followups, arguments)
         raise ToolInputError(f"unknown tool {name[:40]!r}")
 
     async def search_catalog(self, state: TurnTools, arguments: Mapping[str, object]) -> dict[str, Any]:
@@ -267,6 +346,75 @@ class ToolBox:
         state.handoff = HANDOFF_REASONS.get(reason, EscalationReason.ASKED_FOR_HUMAN)
         state.ctx.extras[HANDOFF_REQUEST] = state.handoff
         return {"ok": True, "note": "A person from the team will take over this chat."}
+
+
+    async def subscribe_back_in_stock(
+        self, state: TurnTools, desk: FollowUpDesk, arguments: Mapping[str, object]
+    ) -> dict[str, Any]:
+        reference = _text(arguments, "product_id", required=True)
+        product = await self._product(state, reference)
+        if product is None:
+            return {"status": AlertStatus.NOT_FOUND.value}
+        state.evidence.add_products([product])
+        sizes = (_text(arguments, "size"),) if arguments.get("size") else state.ctx.filters.sizes
+        variant, sold_out_sizes = _alert_variant(product, reference, sizes)
+        if variant is None:
+            return {
+                "status": "size_needed",
+                "sold_out_sizes": sold_out_sizes,
+                "note": "Ask the shopper which of these sizes they want an alert for.",
+            }
+        ctx = state.ctx
+        offer = await desk.consent.offer_alert(ctx.inbound, ctx.conversation, variant.sku, ctx.now)
+        result: dict[str, Any] = {"status": offer.status.value, "sku": variant.sku}
+        if offer.status in (AlertStatus.ASKED, AlertStatus.SUBSCRIBED):
+            _notify(state, offer.message)
+            result["shown_to_shopper_after_your_reply"] = offer.message.text
+            result["note"] = "The app sends that message itself: do not repeat it."
+        else:
+            result["message"] = offer.message.text
+        return result
+
+    async def schedule_reminder(self, state: TurnTools, desk: FollowUpDesk, arguments: Mapping[str, object]) -> dict[str, Any]:
+        when = _text(arguments, "when", required=True)
+        about = _text(arguments, "about") or None
+        reference = _text(arguments, "product_id")
+        product = await self._product(state, reference) if reference else None
+        if product is not None:
+            state.evidence.add_products([product])
+        ctx = state.ctx
+        offer = await desk.reminders.offer(ctx.inbound, ctx.conversation, when, about, product, ctx.now)
+        result: dict[str, Any] = {"status": offer.status.value}
+        if offer.status in (ReminderStatus.NEEDS_TIME, ReminderStatus.IN_THE_PAST):
+            result["note"] = "Ask the shopper for a day and time in the future."
+        if offer.message is not None:
+            _notify(state, offer.message)
+            result["shown_to_shopper_after_your_reply"] = offer.message.text
+            result["note"] = "The app sends that message itself: do not repeat it."
+        return result
+
+    async def _product(self, state: TurnTools, reference: str) -> Product | None:
+        return state.product(reference) or await self.index.get_product(reference) or await product_for_sku(self.index, reference)
+
+
+def _notify(state: TurnTools, message: OutboundMessage) -> None:
+    if message not in state.notices:
+        state.notices.append(message)
+
+
+def _alert_variant(product: Product, reference: str, sizes: Sequence[str]) -> tuple[Variant | None, list[str]]:
+    """The variant an alert is for (the named SKU, else a sold-out one in the shopper's size), or the sizes to choose from."""
+    exact = next((v for v in product.variants if v.sku.casefold() == reference.strip().casefold()), None)
+    if exact is not None:
+        return exact, []
+    wanted = {s.strip().casefold() for s in sizes if s.strip()}
+    candidates = [v for v in product.variants if not wanted or v.options.get("size", "").casefold() in wanted]
+    sold_out = [v for v in candidates if not v.in_stock]
+    sold_out_sizes = list(dict.fromkeys(v.options["size"] for v in sold_out if v.options.get("size")))
+    if not candidates or len(sold_out_sizes) > 1:
+        every = [v for v in product.variants if not v.in_stock]
+        return None, sold_out_sizes or list(dict.fromkeys(v.options["size"] for v in every if v.options.get("size")))
+    return (sold_out or candidates)[0], []
 
 
 def narrowed(base: SearchFilters, arguments: Mapping[str, object]) -> SearchFilters:

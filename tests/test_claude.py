@@ -16,10 +16,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from bot.claude import HISTORY_KEEP, HISTORY_STEP, ClaudeResponder
+from bot.consent import ConsentLedger, Evidence, Purpose
 from bot.guardrails import check
 from bot.handoff import EscalationReason
 from bot.i18n import use_locale
@@ -28,7 +32,8 @@ from bot.prompting import INVISIBLE
 from bot.responders import TurnContext, disclosure
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
-from bot.tools import TOOL_DEFINITIONS, ToolBox, narrowed
+from bot.store import utc_now
+from bot.tools import TOOL_DEFINITIONS, FollowUpDesk, ToolBox, narrowed
 from bot.understanding import understand
 from kb.models import SearchFilters
 from tests.fakes.anthropic_api import (
@@ -46,8 +51,11 @@ from tests.fakes.anthropic_api import (
     text,
     timeout,
     tool_call,
+    tool_calls,
 )
+from tests.fakes.followups import Clock
 from tests.support.fake_server import serve_in_thread
+from tests.support.server import running_server
 
 MODEL = "claude-sonnet-5-5"
 _ids = itertools.count(1)
@@ -55,14 +63,16 @@ _ids = itertools.count(1)
 
 @asynccontextmanager
 async def claude_runtime(
-    settings: Settings, fake: FakeMessagesAPI, **client_options: Any
+    settings: Settings, fake: FakeMessagesAPI, *, clock: Clock | None = None, **client_options: Any
 ) -> AsyncIterator[tuple[Runtime, ClaudeResponder]]:
     """The real runtime on the demo store, its engine answering with Claude over the fake API."""
     turn_timeout = client_options.pop("turn_timeout", 10.0)
-    async with open_runtime(settings) as runtime:
+    async with open_runtime(settings, clock=clock or utc_now) as runtime:
         client = fake.client(**client_options)
+        followups = FollowUpDesk(runtime.engine.consent, runtime.engine.reminders)
         responder = ClaudeResponder(
-            client, model=MODEL, max_tokens=512, tools=ToolBox(runtime.index), store=runtime.store, turn_timeout=turn_timeout
+            client, model=MODEL, max_tokens=512, tools=ToolBox(runtime.index, followups=followups), store=runtime.store,
+            turn_timeout=turn_timeout, prometheus=runtime.metrics,
         )
         runtime.engine.responder = responder
         try:
@@ -71,8 +81,10 @@ async def claude_runtime(
             await client.close()
 
 
-async def say(runtime: Runtime, message: str, sender: str = "shopper", locale: str | None = None) -> list[OutboundMessage]:
-    inbound = InboundMessage("web", f"m{next(_ids)}", sender, sender, message, datetime.now(UTC), locale_hint=locale)
+async def say(
+    runtime: Runtime, message: str, sender: str = "shopper", locale: str | None = None, *, at: datetime | None = None
+) -> list[OutboundMessage]:
+    inbound = InboundMessage("web", f"m{next(_ids)}", sender, sender, message, at or datetime.now(UTC), locale_hint=locale)
     return await runtime.engine.handle(inbound)
 
 
@@ -178,7 +190,10 @@ async def test_a_plain_text_answer_gets_cards_for_the_products_it_names(settings
 
 
 async def test_the_allow_list_has_no_tool_that_changes_money_or_orders() -> None:
-    assert {t["name"] for t in TOOL_DEFINITIONS} == {"search_catalog", "get_product", "check_order", "hand_off_to_staff", "send_reply"}
+    assert {t["name"] for t in TOOL_DEFINITIONS} == {
+        "search_catalog", "get_product", "check_order", "hand_off_to_staff", "subscribe_back_in_stock", "schedule_reminder",
+        "send_reply",
+    }
 
 
 def test_the_model_can_narrow_the_shoppers_filters_but_never_relax_them() -> None:
@@ -238,6 +253,138 @@ async def test_the_handoff_tool_hands_the_thread_to_staff(settings: Settings) ->
     assert responder.metrics.turns[-1].outcome == "handoff"
 
 
+# -- follow-ups: consent is the shopper's, never the model's ------------------------------------
+
+NOW = datetime(2026, 11, 18, 11, 0, tzinfo=UTC)  # Wednesday, 12:00 in Madrid (the demo store's timezone)
+SOLD_OUT = "RUN-012-42-WHT"  # Carbon Edge Marathon Racer: sold out in every size
+
+
+def plain(replies: list[OutboundMessage]) -> str:
+    """The replies' text, Babel's narrow no-break spaces ("6:00\u202fPM") as plain spaces."""
+    return "\n".join(r.text for r in replies).replace("\u202f", " ").replace("\xa0", " ")
+
+
+async def customer_of(runtime: Runtime, sender: str) -> str:
+    conversation = await runtime.store.open_conversation("web", sender)
+    assert conversation is not None
+    return conversation.customer_id
+
+
+async def rows(runtime: Runtime, sql: str, *args: object) -> list[tuple[Any, ...]]:
+    async with runtime.store.db.execute(sql, args) as cur:
+        return [tuple(r) for r in await cur.fetchall()]
+
+
+async def test_the_alert_tool_without_consent_only_asks_and_a_yes_subscribes(settings: Settings) -> None:
+    clock = Clock(NOW)
+    fake = FakeMessagesAPI([
+        tool_call("subscribe_back_in_stock", {"product_id": "RUN-012", "size": "42"}),
+        reply("The Carbon Edge Marathon Racer is sold out in 42 right now."),
+    ])
+    async with claude_runtime(settings, fake, clock=clock) as (runtime, _responder):
+        replies = await say(runtime, "could you ping me once the carbon edge racer in 42 is available again?", "ana", at=clock())
+        result = tool_data(tool_results(fake.last)[0])
+        customer = await customer_of(runtime, "ana")
+        ledger = ConsentLedger(runtime.store)
+        assert result["status"] == "consent_needed" and result["sku"] == SOLD_OUT
+        assert "sold out in 42" in replies[0].text
+        question = replies[-1]
+        assert "size 42" in question.text and "(yes/no)" in question.text
+        assert [b.payload for b in question.buttons] == ["/consent yes", "/consent no"]
+        assert await ledger.records(customer) == []  # asking is not consenting
+        assert await rows(runtime, "SELECT * FROM subscriptions WHERE customer_id = ?", customer) == []
+        calls = len(fake.requests)
+        done = plain(await say(runtime, "yes", "ana", at=clock.advance(seconds=30)))
+        assert len(fake.requests) == calls  # the yes is answered by the consent dialog, not the model
+        assert "Carbon Edge Marathon Racer, size 42" in done and "STOP" in done
+        [record] = await ConsentLedger(runtime.store).records(customer)
+        assert (record.purpose, record.status, record.evidence_text) == (Purpose.BACK_IN_STOCK, "granted", "yes")
+        assert await rows(runtime, "SELECT sku, status, size FROM subscriptions WHERE customer_id = ?", customer) == [
+            (SOLD_OUT, "active", "42")
+        ]
+
+
+async def test_the_alert_tool_subscribes_at_once_only_while_consent_stands(settings: Settings) -> None:
+    clock = Clock(NOW)
+    fake = FakeMessagesAPI([
+        tool_call("subscribe_back_in_stock", {"product_id": SOLD_OUT}),
+        reply("I'll keep an eye on it."),
+        tool_call("subscribe_back_in_stock", {"product_id": "RUN-012-43-WHT"}),
+        reply("Let me check that for you."),
+    ])
+    async with claude_runtime(settings, fake, clock=clock) as (runtime, _responder):
+        await say(runtime, "help", "ben", at=clock())  # answered by the consent dialog, without the model
+        customer = await customer_of(runtime, "ben")
+        ledger = ConsentLedger(runtime.store)
+        await ledger.grant(customer, Purpose.BACK_IN_STOCK, "web", Evidence("web:earlier", "yes", clock()))
+        replies = await say(runtime, "let me know when the carbon edge racer is back", "ben", at=clock.advance(minutes=1))
+        assert tool_data(tool_results(fake.requests[-1].body)[0])["status"] == "subscribed"
+        assert "Done!" in replies[-1].text and not replies[-1].buttons
+        assert await rows(runtime, "SELECT sku FROM subscriptions WHERE customer_id = ? AND status = 'active'", customer) == [
+            (SOLD_OUT,)
+        ]
+        await say(runtime, "STOP", "ben", at=clock.advance(minutes=1))
+        replies = await say(runtime, "and the 43 one too when it's back", "ben", at=clock.advance(minutes=1))
+        assert tool_data(tool_results(fake.last)[0])["status"] == "consent_needed"  # STOP ended the standing consent
+        assert "(yes/no)" in replies[-1].text
+        assert await rows(runtime, "SELECT sku FROM subscriptions WHERE customer_id = ? AND status = 'active'", customer) == []
+
+
+async def test_the_reminder_tool_asks_then_schedules_in_the_shoppers_timezone_after_quiet_hours(settings: Settings) -> None:
+    clock = Clock(NOW)
+    fake = FakeMessagesAPI([
+        tool_call("schedule_reminder", {"when": "2026-11-19T23:30", "about": "the trail shoes"}),
+        reply("Happy to."),
+        tool_call("schedule_reminder", {"when": "friday at 6pm", "about": "the gift wrap"}),
+        reply("Sure."),
+        tool_call("schedule_reminder", {"when": "2026-11-23T10:00"}),
+        reply("Of course."),
+    ])
+    async with claude_runtime(settings, fake, clock=clock) as (runtime, _responder):
+        first = await say(runtime, "ping me tomorrow night about the trail shoes", "cleo", at=clock())
+        customer = await customer_of(runtime, "cleo")
+        question = plain(first[-1:])
+        assert "Thu, Nov 19 at 11:30 PM" in question and "the trail shoes" in question and "(yes/no)" in question
+        assert await rows(runtime, "SELECT * FROM followups WHERE customer_id = ?", customer) == []
+        assert await ConsentLedger(runtime.store).records(customer) == []
+        done = plain(await say(runtime, "yes please", "cleo", at=clock.advance(seconds=20)))
+        assert "Thu, Nov 19 at 11:30 PM" in done and "between 9:00 PM and 9:00 AM" in done and "Fri, Nov 20 at 9:00 AM" in done
+        [(due, subject)] = await rows(runtime, "SELECT due_at, subject FROM followups WHERE customer_id = ?", customer)
+        assert datetime.fromisoformat(due) == datetime(2026, 11, 19, 23, 30, tzinfo=ZoneInfo("Europe/Madrid"))
+        assert subject == "the trail shoes"
+        [record] = await ConsentLedger(runtime.store).records(customer)
+        assert (record.purpose, record.evidence_text) == (Purpose.REMINDERS, "yes please")
+        # consent stands now: the next one is scheduled at once, in the shopper's words, and said so
+        second = plain(await say(runtime, "and one more nudge on friday evening for the gift wrap", "cleo", at=clock.advance(minutes=1)))
+        assert "Okay!" in second and "Fri, Nov 20 at 6:00 PM" in second and "(yes/no)" not in second
+        await say(runtime, "STOP", "cleo", at=clock.advance(minutes=1))
+        third = await say(runtime, "ping me on monday", "cleo", at=clock.advance(minutes=1))
+        assert "(yes/no)" in third[-1].text
+        await say(runtime, "no", "cleo", at=clock.advance(minutes=1))
+        pending = await rows(runtime, "SELECT COUNT(*) FROM followups WHERE customer_id = ? AND status = 'pending'", customer)
+    assert pending == [(0,)]  # STOP cancelled the two, and "no" scheduled nothing
+
+
+async def test_a_question_the_shopper_never_sees_does_not_stand(settings: Settings) -> None:
+    fake = FakeMessagesAPI([
+        tool_calls([("subscribe_back_in_stock", {"product_id": SOLD_OUT}), ("hand_off_to_staff", {"reason": "asked_for_human"})]),
+    ])
+    async with claude_runtime(settings, fake) as (runtime, _responder):
+        replies = await say(runtime, "tell me when the racer is back, or get me a person", "dora")
+        conversation = await runtime.store.open_conversation("web", "dora")
+    assert conversation is not None and conversation.state == "pending_human"
+    assert "consent_pending" not in conversation.context
+    assert not any(b.payload == "/consent yes" for r in replies for b in r.buttons)
+
+
+async def test_a_reminder_without_a_readable_time_goes_back_to_the_model(settings: Settings) -> None:
+    fake = FakeMessagesAPI([tool_call("schedule_reminder", {"when": "whenever"}), reply("When would you like the reminder?")])
+    async with claude_runtime(settings, fake) as (runtime, _responder):
+        replies = await say(runtime, "can you nudge me about this later", "eli")
+    assert tool_data(tool_results(fake.last)[0])["status"] == "needs_time"
+    assert [r.text.endswith("When would you like the reminder?") for r in replies] == [True]
+
+
 # -- caching, history, metrics -------------------------------------------------------------
 
 
@@ -271,6 +418,73 @@ async def test_metrics_are_recorded_per_turn(settings: Settings) -> None:
     assert turn.input_tokens > 0 and turn.output_tokens == 60
     assert 0 < turn.api_seconds <= turn.latency_seconds
     assert responder.metrics.total_turns == 1 and responder.metrics.fallbacks == 0
+
+
+def _samples(exposition: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+    }
+
+
+def test_llm_metrics_of_real_turns_are_exported_at_metrics(data_dir: Any) -> None:
+    """The real server process, Claude configured against the fake API on loopback; /metrics read over HTTP."""
+    extracted: dict[str, Any] = {
+        "budget": {"max": 100, "min": None, "currency": None}, "sizes": [], "colors_include": [], "colors_exclude": [],
+        "materials_include": [], "materials_exclude": [], "dietary": [], "deadline": None, "recipient": None,
+        "occasion": None, "brands_include": [], "brands_exclude": [], "quantity": None, "is_correction": False,
+    }
+    retry_now = {"retry-after-ms": "1"}
+    fake = FakeMessagesAPI([
+        reply("Hello! How can I help?"),  # a greeting: no constraints to read, one reply call
+        tool_call("extract_constraints", extracted),  # then constraints, then the reply
+        reply("Here are a few road shoes."),
+        text("under 100, blue"),  # turn 2: no tool call (malformed), then the reply API is overloaded twice
+        error(529, "overloaded_error", headers=retry_now),
+        error(529, "overloaded_error", headers=retry_now),
+        tool_call("extract_constraints", {**extracted, "colors_include": ["red"]}),  # turn 3: rate limited twice
+        rate_limited("0"),
+        rate_limited("0"),
+    ])
+    with serve_in_thread(fake.asgi_app()) as fake_url:
+        env = {
+            "SHOPKEEPER_ANTHROPIC_API_KEY": FAKE_API_KEY, "SHOPKEEPER_ANTHROPIC_BASE_URL": fake_url,
+            "SHOPKEEPER_ANTHROPIC_TIMEOUT_SECONDS": "300",  # a loaded test machine must not turn a slow turn into a fallback
+        }
+        with running_server(data_dir, extra_env=env) as server:
+            turns = []
+            for text_ in ("hi", "running shoes under 100", "any in blue?", "something red then"):
+                response = httpx.post(
+                    server.base_url + "/api/chat", json={"user_id": "metered", "text": text_, "locale": "en"}, timeout=600
+                )
+                assert response.status_code == 200
+                turns.append(response.json())
+            exposition = httpx.get(server.base_url + "/metrics", timeout=10).text
+    assert len(fake.requests) == 9
+    assert all(turn["replies"] and turn["replies"][0]["text"] for turn in turns)  # the fallbacks still answered
+    samples = _samples(exposition)
+
+    def value(name: str, **labels: str) -> float:
+        return samples.get((name, frozenset(labels.items())), 0.0)
+
+    for kind in ("input", "output", "cache_creation"):
+        assert value("shopkeeper_llm_tokens_total", purpose="reply", kind=kind) > 0
+        assert value("shopkeeper_llm_tokens_total", purpose="constraints", kind=kind) > 0
+    assert value("shopkeeper_llm_tokens_total", purpose="reply", kind="output") == 60  # two reply calls answered
+    assert value("shopkeeper_llm_cache_total", purpose="reply", result="miss") == 1
+    assert value("shopkeeper_llm_cache_total", purpose="reply", result="hit") == 1
+    assert value("shopkeeper_llm_tokens_total", purpose="reply", kind="cache_read") > 0
+    assert value("shopkeeper_llm_cache_total", purpose="constraints", result="miss") == 1
+    assert value("shopkeeper_llm_cache_total", purpose="constraints", result="hit") == 2
+    assert value("shopkeeper_llm_tokens_total", purpose="constraints", kind="cache_read") > 0
+    assert value("shopkeeper_llm_call_seconds_count", purpose="reply") == 2
+    assert value("shopkeeper_llm_call_seconds_count", purpose="constraints") == 3
+    assert value("shopkeeper_llm_call_seconds_sum", purpose="reply") > 0
+    assert value("shopkeeper_llm_fallbacks_total", purpose="reply", reason="overloaded") == 1
+    assert value("shopkeeper_llm_fallbacks_total", purpose="reply", reason="rate_limited") == 1
+    assert value("shopkeeper_llm_fallbacks_total", purpose="constraints", reason="malformed") == 1
+    assert FAKE_API_KEY not in exposition
 
 
 async def test_a_long_conversation_is_summarised_within_budget(settings: Settings) -> None:

@@ -50,6 +50,8 @@ TABLES: dict[str, str | None] = {
     "followups": "customer_id = ?",
     "subscriptions": "customer_id = ?",
     "conversions": "customer_id = ?",
+    "profile_facts": "customer_id = ?",
+    "profile_consents": "customer_id = ?",
     # no shopper data in these
     "schema_migrations": None,
     "sqlite_sequence": None,
@@ -63,7 +65,7 @@ TABLES: dict[str, str | None] = {
 # children before parents, so foreign keys never block a delete
 ERASE_ORDER = (
     "delivery_status", "outbox", "inbox", "messages", "escalations", "staff_notes", "audit_log",
-    "followups", "subscriptions", "conversions", "orders", "conversations", "identities", "customers",
+    "followups", "subscriptions", "conversions", "profile_facts", "profile_consents", "orders", "conversations", "identities", "customers",
 )
 
 

@@ -821,11 +821,13 @@ class SQLiteIndex(BaseIndex):
             clauses.append("EXISTS (SELECT 1 FROM facets x WHERE x.product_id = p.id AND x.facet = 'dietary' AND x.value = ?)")
             params.append(diet.casefold())
         for allergen in f.exclude_allergens:
-            # hard rule: food is kept only when its label says it is free of the allergen
+            # hard rule: food is kept only when its label says it is free of the allergen, and a product whose data
+            # lists the allergen among its ingredients is out whatever else the label claims ("vegan" yet "milk")
             clauses.append(
-                "(p.edible = 0 OR EXISTS (SELECT 1 FROM facets x WHERE x.product_id = p.id AND x.facet = 'free_from' AND x.value = ?))"
+                "(p.edible = 0 OR EXISTS (SELECT 1 FROM facets x WHERE x.product_id = p.id AND x.facet = 'free_from' AND x.value = ?)) "
+                "AND NOT EXISTS (SELECT 1 FROM facets x WHERE x.product_id = p.id AND x.facet = 'allergens' AND x.value = ?)"
             )
-            params.append(allergen.casefold())
+            params.extend((allergen.casefold(), allergen.casefold()))
         where = " AND ".join(clauses) if clauses else "1"
         async with self.db.execute(f"SELECT p.id FROM products p WHERE {where}", params) as cur:  # noqa: S608 - placeholders only
             return {row["id"] for row in await cur.fetchall()}

@@ -403,6 +403,8 @@ def product_filter(f: SearchFilters) -> _Filters | None:
                 Filter.by_property("free_from").contains_all(_folded(f.exclude_allergens)),
             ])
         )
+        # listed among its allergens: out, whatever else its label claims
+        parts.append(Filter.by_property("allergens").contains_none(_folded(f.exclude_allergens)))
     return Filter.all_of(parts) if parts else None
 
 
@@ -447,7 +449,10 @@ def product_matches(product: Product, f: SearchFilters) -> bool:
         return False
     if not set(_folded(f.dietary)) <= facets["dietary"]:
         return False
-    return not (f.exclude_allergens and is_edible(product) and not set(_folded(f.exclude_allergens)) <= facets["free_from"])
+    excluded = set(_folded(f.exclude_allergens))
+    if excluded & facets["allergens"]:
+        return False
+    return not (excluded and is_edible(product) and not excluded <= facets["free_from"])
 
 
 # --------------------------------------------------------------------------- queries

@@ -246,7 +246,8 @@ def local_term(term: str) -> str:
     forms = GLOSSARY.get(term)
     if column is None or forms is None:
         return term
-    return forms[column].split("|")[0]
+    local = forms[column].split("|")[0]
+    return local[:1].upper() + local[1:] if column == _GLOSSARY_COLUMN["de"] else local  # German nouns: "ohne Wolle"
 
 
 def dietary_label(label: str) -> str:
@@ -520,7 +521,7 @@ class ProfileDialog:
             if kept_words:
                 lines.append(_("Kept for your next visits: {facts}.", facts=join_list(kept_words)))
             else:
-                lines.append(_("You allowed me to remember your preferences, but I haven't kept any yet."))
+                lines.append(_("You allowed me to remember your preferences, but I'm not keeping any right now."))
         else:
             lines.append(
                 _("I don't keep anything about you between conversations. Say \"remember my preferences\" if you'd like me to.")

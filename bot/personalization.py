@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from bot.constraints import Constraints
 from bot.i18n import _, format_price
-from bot.profile import local_term
+from bot.profile import dietary_label, local_term
 from kb.models import Product, SearchFilters
 
 # Shoe sizes converted to EU for catalogs that stock EU sizes (unisex/men's lasts).
@@ -90,8 +90,13 @@ def fit_reason(product: Product, constraints: Constraints, currency: str) -> str
     wanted = [c for c in constraints.colors_include if c.casefold() in colors]
     if wanted:
         parts.append(_("comes in {color}", color=wanted[0]))
+    labels = {_label(str(d)) for d in product.attributes.get("dietary") or []}
+    free_from = {str(a).casefold() for a in product.attributes.get("free_from") or []}
     for diet in constraints.dietary:
-        parts.append(_("labelled {diet}", diet=_label(diet).replace("_", "-")))
+        # only what the product's own label says: a candle is not "labelled nut-free" because it contains no food
+        allergens = set(FREE_FROM_LABELS.get(_label(diet), ()))
+        if _label(diet) in labels or (allergens and allergens <= free_from):
+            parts.append(_("labelled {diet}", diet=dietary_label(diet)))
     return " · ".join(parts)
 
 

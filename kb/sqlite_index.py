@@ -254,6 +254,12 @@ def is_edible(product: Product) -> bool:
     return bool(FOOD_CATEGORY.search(product.category))
 
 
+def material_words(materials: object) -> list[str]:
+    """Each word of multi-word materials ("merino wool" -> "merino", "wool"), so "no wool" excludes merino wool too."""
+    values = [materials] if isinstance(materials, str) else materials if isinstance(materials, list | tuple) else []
+    return [word for value in values for word in _WORD.findall(str(value).casefold()) if word != str(value).casefold()]
+
+
 def title_colors(product: Product) -> list[str]:
     """Colours named in a product's title, for catalogs that have no colour data.
 
@@ -535,6 +541,7 @@ class SQLiteIndex(BaseIndex):
             facet_rows.extend((product.id, facet, str(v).casefold()) for v in values)
         for diet in product.attributes.get("dietary") or []:
             facet_rows.extend((product.id, "free_from", a) for a in DIETARY_FREE_FROM.get(str(diet).casefold(), ()))
+        facet_rows.extend((product.id, "materials", w) for w in material_words(product.attributes.get("materials")))
         facet_rows.extend((product.id, "colors", c) for c in product.option_values("color"))
         if not any(facet == "colors" for _, facet, _ in facet_rows):
             facet_rows.extend((product.id, "colors", c) for c in title_colors(product))

@@ -67,7 +67,7 @@ from weaviate.util import generate_uuid5
 from kb.embedder import Embedder
 from kb.index import ALL_KINDS, BaseIndex, IndexUnavailableError, UpsertStats, WeaviateIndexError
 from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
-from kb.sqlite_index import COLOR_ALIASES, DIETARY_FREE_FROM, is_edible, title_colors
+from kb.sqlite_index import COLOR_ALIASES, DIETARY_FREE_FROM, is_edible, material_words, title_colors
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,7 @@ def product_facets(product: Product) -> dict[str, set[str]]:
         facets[name] = {str(v).casefold() for v in values} if isinstance(values, list | tuple) else set()
     for diet in facets["dietary"]:
         facets["free_from"].update(DIETARY_FREE_FROM.get(diet, ()))
+    facets["materials"].update(material_words(product.attributes.get("materials")))
     colors = facets["colors"]
     colors.update(product.option_values("color"))
     if not colors:

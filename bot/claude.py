@@ -50,6 +50,7 @@ from anthropic.types import (
 
 from bot.guardrails import EVIDENCE, FEEDBACK, fold
 from bot.messages import OutboundMessage, ProductCard, Source
+from bot.profile import ProfileDialog
 from bot.prompting import language_name, passage_data, product_data, store_policies_block, strip_invisible, system_prompt, tagged
 from bot.responders import OfflineResponder, Responder, TurnContext, disclosure, product_card
 from bot.settings import Settings
@@ -193,7 +194,7 @@ class ClaudeResponder:
             client,
             model=settings.anthropic_model,
             max_tokens=settings.anthropic_max_tokens,
-            tools=ToolBox(index, results=settings.search_results),
+            tools=ToolBox(index, results=settings.search_results, profile=ProfileDialog(store)),
             store=store,
             turn_timeout=2 * settings.anthropic_timeout_seconds,
         )

@@ -459,11 +459,31 @@ class ProfileDialog:
                     )
                 )
             ]
-        field = request.value
-        await self.profiles.forget(conversation.customer_id, [KEPT_KINDS[field]])
-        if context.get("constraints"):
-            context["constraints"] = without(constraints_from_dict(context["constraints"]), field).to_dict()
+        await self.forget(conversation, request.value)
         return [OutboundMessage(_forgotten(request))]
+
+    async def forget(self, conversation: Conversation, field: str) -> int:
+        """Drop one kept field ("sizes", "dietary"…) from the profile and from this conversation; returns facts deleted."""
+        deleted = await self.profiles.forget(conversation.customer_id, [KEPT_KINDS[field]])
+        if conversation.context.get("constraints"):
+            conversation.context["constraints"] = without(_declared(conversation), field).to_dict()
+        return deleted
+
+    async def remember(
+        self, inbound: InboundMessage, conversation: Conversation, additions: Constraints, *, verified: bool
+    ) -> Constraints | None:
+        """Add kept facts (a size replaces the sizes) when the shopper's yes stands; None, storing nothing, without it."""
+        consent = await self.profiles.consent(conversation.customer_id)
+        if consent is None or not consent.granted:
+            return None
+        current = _declared(conversation)
+        kept = under(kept_part(current), kept_part(additions))
+        data = current.to_dict()
+        data.update({field: kept.to_dict()[field] for field in KEPT_KINDS})
+        merged = constraints_from_dict(data)
+        conversation.context["constraints"] = merged.to_dict()
+        await self.profiles.keep(conversation.customer_id, inbound, merged, verified=verified)
+        return kept_part(merged)
 
     async def after_constraints(
         self, inbound: InboundMessage, conversation: Conversation, constraints: Constraints, *, verified: bool

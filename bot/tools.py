@@ -14,10 +14,13 @@ offline path already uses (the knowledge-base index, the turn's verified orders)
   (``ctx.extras[HANDOFF_REQUEST]``);
 * ``send_reply`` — the structured end of a turn: text plus the ids of the products and
   passages used. Product cards (price, stock) are then built by our code from the data.
+* ``remember_preference`` — keep or forget one of the shopper's preferences across
+  conversations, through :class:`bot.profile.ProfileDialog`: keeping needs the
+  shopper's own recorded yes (the model cannot give it), forgetting always works.
 
 No tool changes a price, grants a discount, issues a refund or edits an order.
-Preferences, back-in-stock subscriptions and reminders are not offered: they need
-consent records and follow-up storage that the model must not fake.
+Back-in-stock subscriptions and reminders are not offered: they need consent records
+and follow-up storage that the model must not fake.
 
 Everything a tool returns is recorded in the turn's :class:`~bot.guardrails.Evidence`,
 so the guardrail and the card builder know exactly what the model saw.
@@ -32,8 +35,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from bot.constraints import Constraints, Size
 from bot.guardrails import HANDOFF_REQUEST, Evidence
 from bot.handoff import EscalationReason
+from bot.profile import KEPT_KINDS, ProfileDialog
 from bot.prompting import order_data, product_data
 from bot.responders import TurnContext
 from kb.index import BaseIndex
@@ -44,6 +49,7 @@ GET_PRODUCT = "get_product"
 CHECK_ORDER = "check_order"
 HAND_OFF = "hand_off_to_staff"
 SEND_REPLY = "send_reply"
+REMEMBER_PREFERENCE = "remember_preference"
 
 MAX_RESULTS = 5
 MAX_LIST_ITEMS = 10
@@ -53,6 +59,11 @@ POLICY_TTL_SECONDS = 300.0
 POLICY_QUERIES = ("shipping delivery times costs", "returns refunds exchanges", "payment methods", "contact opening hours")
 POLICY_PASSAGES_PER_QUERY = 2
 
+SIZE_SYSTEMS = ("clothing", "shoe_eu", "shoe_us", "shoe_uk", "numeric", "other")
+DIETARY_LABELS = frozenset({
+    "vegan", "vegetarian", "halal", "kosher", "gluten_free", "lactose_free", "dairy_free", "nut_free", "sugar_free", "egg_free",
+    "soy_free", "alcohol_free",
+})
 HANDOFF_REASONS: Mapping[str, EscalationReason] = {
     "asked_for_human": EscalationReason.ASKED_FOR_HUMAN,
     "upset": EscalationReason.FRUSTRATION,
@@ -121,6 +132,25 @@ TOOL_DEFINITIONS: tuple[dict[str, Any], ...] = (
         },
     },
     {
+        "name": REMEMBER_PREFERENCE,
+        "description": (
+            "Keep or forget one kind of the shopper's preferences for their next conversations: sizes, dietary needs and "
+            "allergies (vegan, gluten_free, nut_free…), or materials, colours or brands they avoid. Keeping works only "
+            "if the shopper already agreed in this chat to have preferences remembered; otherwise nothing is stored, and "
+            "you may tell them they can say \"remember my preferences\". Forgetting always works."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "action": {"type": "string", "enum": ["remember", "forget"]},
+                "kind": {"type": "string", "enum": list(KEPT_KINDS)},
+                "values": {**_STRINGS, "description": "for remember: the sizes, dietary labels, materials, colours or brands"},
+                "size_system": {"type": "string", "enum": list(SIZE_SYSTEMS), "description": "for sizes (default clothing)"},
+            },
+            "required": ["action", "kind"],
+        },
+    },
+    {
         "name": SEND_REPLY,
         "description": (
             "Send your answer to the shopper and end the turn. The app shows every listed product as a card with its "
@@ -167,8 +197,16 @@ class TurnTools:
 class ToolBox:
     """Runs the allow-listed tools for a model. One per process; state lives in :class:`TurnTools`."""
 
-    def __init__(self, index: BaseIndex, *, results: int = 3, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        index: BaseIndex,
+        *,
+        results: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+        profile: ProfileDialog | None = None,
+    ) -> None:
         self.index = index
+        self.profile = profile
         self.results = max(1, min(results, MAX_RESULTS))
         self._clock = clock
         self._policies: dict[str, tuple[float, tuple[Passage, ...]]] = {}
@@ -217,6 +255,8 @@ class ToolBox:
             return self.check_order(state, _text(arguments, "order_number") or None)
         if name == HAND_OFF:
             return self.hand_off(state, _text(arguments, "reason", required=True))
+        if name == REMEMBER_PREFERENCE:
+            return await self.remember_preference(state, arguments)
         raise ToolInputError(f"unknown tool {name[:40]!r}")
 
     async def search_catalog(self, state: TurnTools, arguments: Mapping[str, object]) -> dict[str, Any]:
@@ -261,6 +301,26 @@ class ToolBox:
         shown = own[:3]
         state.evidence.add_orders(shown)
         return {"found": True, "orders": [order_data(o) for o in shown]}
+
+    async def remember_preference(self, state: TurnTools, arguments: Mapping[str, object]) -> dict[str, Any]:
+        action, kind = _text(arguments, "action", required=True), _text(arguments, "kind", required=True)
+        if action not in ("remember", "forget") or kind not in KEPT_KINDS:
+            raise ToolInputError("action must be remember or forget, kind one of " + ", ".join(KEPT_KINDS))
+        if self.profile is None:
+            return {"stored": False, "reason": "Preferences cannot be kept in this shop."}
+        ctx = state.ctx
+        if action == "forget":
+            deleted = await self.profile.forget(ctx.conversation, kind)
+            return {"forgotten": True, "facts_deleted": deleted}
+        additions = _preference(kind, _strings(arguments, "values"), _text(arguments, "size_system") or "clothing")
+        kept = await self.profile.remember(ctx.inbound, ctx.conversation, additions, verified=ctx.customer_verified)
+        if kept is None:
+            return {
+                "stored": False,
+                "reason": "The shopper has not agreed to have preferences kept; nothing was stored. They can say "
+                "\"remember my preferences\" in the chat.",
+            }
+        return {"stored": True, "kept": {field: value for field, value in kept.to_dict().items() if field in KEPT_KINDS}}
 
     @staticmethod
     def hand_off(state: TurnTools, reason: str) -> dict[str, Any]:
@@ -326,6 +386,27 @@ def _price(arguments: Mapping[str, object], key: str) -> Decimal | None:
     if not number.is_finite() or number < 0:
         raise ToolInputError(f"{key} must be a positive number")
     return number
+
+
+def _preference(kind: str, values: tuple[str, ...], size_system: str) -> Constraints:
+    """The facts a ``remember_preference`` call names, validated like the extractor's output."""
+    if not values:
+        raise ToolInputError("values must name at least one preference to remember")
+    if kind == "sizes":
+        if size_system not in SIZE_SYSTEMS:
+            raise ToolInputError("size_system must be one of " + ", ".join(SIZE_SYSTEMS))
+        return Constraints(sizes=tuple(Size(size_system, v.upper() if size_system == "clothing" else v) for v in values))
+    if kind == "dietary":
+        labels = tuple(v.replace("-", "_").replace(" ", "_") for v in values)
+        unknown = [label for label in labels if label not in DIETARY_LABELS]
+        if unknown:
+            raise ToolInputError("unknown dietary labels: " + ", ".join(unknown[:3]))
+        return Constraints(dietary=labels)
+    if kind == "materials_exclude":
+        return Constraints(materials_exclude=values)
+    if kind == "colors_exclude":
+        return Constraints(colors_exclude=values)
+    return Constraints(brands_exclude=values)
 
 
 def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:

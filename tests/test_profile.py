@@ -29,6 +29,7 @@ from bot.profile import (
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
 from jobs.retention import RetentionPolicy, apply_retention
+from kb.inventory import product_for_sku
 from tests.fakes.followups import Clock
 
 NOW = datetime(2026, 11, 18, 11, 0, tzinfo=UTC)
@@ -344,3 +345,24 @@ async def test_profile_and_its_consent_are_exported_and_erased(settings: Setting
         assert report.rows_deleted["profile_facts"] == 2 and report.rows_deleted["profile_consents"] == 2
         assert (await Profiles(runtime.store).kept(customer, "web", "eva", verified=False)).is_empty()
         assert await Profiles(runtime.store).consent(customer) is None
+
+
+# -- allergies stay hard when nothing fits -------------------------------------------------------------------
+
+
+async def test_near_misses_break_the_budget_but_never_an_allergy_and_labels_are_only_claimed_when_true(settings: Settings) -> None:
+    clock = Clock(NOW)
+    async with open_runtime(settings, clock=clock) as runtime:
+        chat = Chat(runtime, clock, "ida")
+        replies = await chat.say("I have a nut allergy: chocolate or granola under 1 euro?")
+        assert "Nothing in our catalog matches everything you asked for" in replies[0].text
+        assert replies[0].products
+        for card in replies[0].products:
+            product = await product_for_sku(runtime.index, card.sku)
+            assert product is not None
+            allergens = set(product.attributes.get("allergens") or [])
+            assert not allergens & {"nuts", "peanuts"}, product.title
+            assert "over your budget" in (card.reason or "")
+        found = await chat.say("any candles?")
+        for card in (c for r in found for c in r.products):
+            assert "nut-free" not in (card.reason or "")  # a candle carries no food label

@@ -366,3 +366,36 @@ async def test_near_misses_break_the_budget_but_never_an_allergy_and_labels_are_
         found = await chat.say("any candles?")
         for card in (c for r in found for c in r.products):
             assert "nut-free" not in (card.reason or "")  # a candle carries no food label
+
+
+TAUGHT = {  # the phrases the bot's own messages suggest, per language: each must do what it says
+    "en": ("what do you know about me?", "forget my size", "forget my allergies", "clear my profile", "remember my preferences"),
+    "es": ("¿qué sabes de mí?", "olvida mi talla", "olvida mis alergias", "borra mi perfil", "recuerda mis preferencias"),
+    "fr": ("que sais-tu de moi ?", "oublie ma taille", "oublie mes allergies", "efface mon profil",
+           "souviens-toi de mes préférences"),
+    "de": ("was weißt du über mich?", "vergiss meine Größe", "vergiss meine Allergien", "lösche mein Profil",
+           "merk dir meine Vorlieben"),
+    "pt_BR": ("o que você sabe sobre mim?", "esqueça meu tamanho", "esqueça minhas alergias", "apague meu perfil",
+              "lembre minhas preferências"),
+}
+
+
+@pytest.mark.parametrize("locale", list(TAUGHT))
+def test_the_phrases_the_bot_teaches_are_the_ones_it_understands(locale: str) -> None:
+    show, sizes_, dietary, clear, remember = TAUGHT[locale]
+    assert [profile_request(t) for t in TAUGHT[locale]] == [
+        ProfileRequest.SHOW, ProfileRequest.FORGET_SIZES, ProfileRequest.FORGET_DIETARY, ProfileRequest.CLEAR, ProfileRequest.REMEMBER,
+    ]
+    with use_locale(locale):
+        taught = _(
+            "To change something, just tell me (\"actually size 42\"). Say \"forget my size\", \"forget my allergies\" or "
+            "\"clear my profile\" to delete what I keep, or \"send me my data\" for a copy of everything."
+        ) + _("I don't keep anything about you between conversations. Say \"remember my preferences\" if you'd like me to.")
+        asked = _(
+            "Shall I remember {facts} for your next visits? I'd only use it to filter suggestions, and you can ask "
+            "\"what do you know about me?\" or say \"clear my profile\" at any time. (yes/no)",
+            facts="x",
+        )
+    for phrase in (sizes_, dietary, clear, remember):
+        assert phrase.casefold() in taught.casefold(), phrase
+    assert show.rstrip(" ?").removeprefix("¿").casefold() in asked.casefold()

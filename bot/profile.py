@@ -323,10 +323,23 @@ class Profiles:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    async def consent(self, customer_id: str) -> ProfileConsent | None:
-        async with self._store.db.execute(
-            "SELECT * FROM profile_consents WHERE customer_id = ? ORDER BY id DESC LIMIT 1", (customer_id,)
-        ) as cur:
+    async def consent(self, customer_id: str, inbound: InboundMessage | None = None, *, verified: bool = False) -> ProfileConsent | None:
+        """The latest answer of the customer; with ``inbound``, the latest that counts for its identity.
+
+        An answer counts for the identity that gave it, and for every verified identity of the
+        customer when it was given on a verified one: a yes on a verified WhatsApp number is not
+        a yes from an unverified Telegram account pointed at the same customer.
+        """
+        params: tuple[object, ...] = (customer_id,)
+        sql = "SELECT * FROM profile_consents WHERE customer_id = ? ORDER BY id DESC LIMIT 1"
+        if inbound is not None:
+            sql = (
+                "SELECT * FROM profile_consents c WHERE c.customer_id = ? AND ((c.channel = ? AND c.external_id = ?) OR "
+                "(? AND EXISTS (SELECT 1 FROM identities i WHERE i.channel = c.channel AND i.external_id = c.external_id "
+                "AND i.customer_id = c.customer_id AND i.verified = 1))) ORDER BY c.id DESC LIMIT 1"
+            )
+            params = (customer_id, inbound.channel, inbound.sender_id, int(verified))
+        async with self._store.db.execute(sql, params) as cur:
             row = await cur.fetchone()
         if row is None:
             return None
@@ -446,7 +459,7 @@ class ProfileDialog:
             return [await self._grant(inbound, conversation, verified=verified)]
         if request is ProfileRequest.CLEAR:
             await self.profiles.forget(conversation.customer_id)
-            consent = await self.profiles.consent(conversation.customer_id)
+            consent = await self.profiles.consent(conversation.customer_id, inbound, verified=verified)
             if consent is not None and consent.granted:
                 await self.profiles.record(conversation.customer_id, inbound, "revoked", Evidence.of(inbound))
             if context.get("constraints"):
@@ -473,7 +486,7 @@ class ProfileDialog:
         self, inbound: InboundMessage, conversation: Conversation, additions: Constraints, *, verified: bool
     ) -> Constraints | None:
         """Add kept facts (a size replaces the sizes) when the shopper's yes stands; None, storing nothing, without it."""
-        consent = await self.profiles.consent(conversation.customer_id)
+        consent = await self.profiles.consent(conversation.customer_id, inbound, verified=verified)
         if consent is None or not consent.granted:
             return None
         current = _declared(conversation)
@@ -489,7 +502,7 @@ class ProfileDialog:
         self, inbound: InboundMessage, conversation: Conversation, constraints: Constraints, *, verified: bool
     ) -> bool:
         """Keep what changed when the shopper said yes; True when the question is still to be asked."""
-        consent = await self.profiles.consent(conversation.customer_id)
+        consent = await self.profiles.consent(conversation.customer_id, inbound, verified=verified)
         if consent is not None and consent.granted:
             await self.profiles.keep(conversation.customer_id, inbound, constraints, verified=verified)
             return False
@@ -532,7 +545,7 @@ class ProfileDialog:
 
     async def _show(self, inbound: InboundMessage, conversation: Conversation, *, verified: bool) -> OutboundMessage:
         customer_id = conversation.customer_id
-        consent = await self.profiles.consent(customer_id)
+        consent = await self.profiles.consent(customer_id, inbound, verified=verified)
         kept = await self.profiles.kept(customer_id, inbound.channel, inbound.sender_id, verified=verified)
         here = _declared(conversation)
         lines: list[str] = []

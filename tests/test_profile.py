@@ -321,6 +321,12 @@ async def test_kept_facts_reach_another_channel_of_the_same_customer_only_when_b
         shown = text_of(await telegram.say("what do you know about me?"))
         assert "size M" not in shown
         assert sizes(await telegram.constraints()) == []
+        # and the WhatsApp number's yes is not this account's yes: it is asked itself, and nothing is kept meanwhile
+        replies = await telegram.say("jackets in size XL please")
+        assert replies[-1].buttons[0].payload == YES_PAYLOAD
+        kept = await Profiles(store).kept(customer, "whatsapp", "whatsapp:+34600111222", verified=True)
+        assert kept.sizes == (Size("clothing", "M"),)
+        assert (await Profiles(store).kept(customer, "telegram", "tg-1", verified=False)).is_empty()
         # once verified (one-time code), a new conversation there starts with the kept size
         await store.link_identity("telegram", "tg-2", customer, verified=True)
         verified = Chat(runtime, clock, "tg-2", "telegram")

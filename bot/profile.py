@@ -22,7 +22,7 @@ sizes, dietary needs and allergies, and the materials, colours and brands they a
 Leaks: a fact is visible to the channel identity that declared it, and to the
 customer's other identities only when both are verified (phone or one-time code);
 an unverified Telegram account never sees what a WhatsApp number of the same
-customer told us.
+customer told us. Consent follows the same rule (:meth:`Profiles.consent`).
 """
 
 from __future__ import annotations

@@ -308,3 +308,15 @@ async def test_an_index_file_from_before_the_full_text_change_is_rebuilt(tmp_pat
         assert (await ids(index, "wool socks"))[0] == "socks-wool"
         async with index.db.execute("SELECT name FROM sqlite_master WHERE name = 'docs_fts'") as cur:
             assert await cur.fetchone() is None
+
+
+async def test_an_index_built_before_material_words_gets_them_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "kb.db"
+    async with SQLiteIndex(path, None) as index:
+        await index.upsert_products(AUDIT, source="audit")
+        # what an index written by the previous version holds: whole material names only
+        await index.db.execute("DELETE FROM facets WHERE facet = 'materials' AND value IN ('merino', 'wool')")
+        await index.db.execute("UPDATE meta SET value = '1' WHERE key = 'facets_version'")
+    async with SQLiteIndex(path, None) as index:
+        assert "socks-merino" not in await ids(index, "liner socks", SearchFilters(exclude_materials=("wool",)))
+        assert "socks-merino" in await ids(index, "liner socks")

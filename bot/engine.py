@@ -7,7 +7,9 @@
 3. handoff state: while staff has the thread, the bot stays silent (a STOP still revokes);
    then follow-ups: consent keywords (STOP/START/HELP), the yes/no consent question and
    reminders ("remind me…", "my reminders", "cancel reminder 2"), see :mod:`bot.consent`
-   and :mod:`bot.reminders`;
+   and :mod:`bot.reminders`; the shopper's profile: kept sizes and allergies merged in when
+   a conversation starts, "what do you know about me?", "forget my size" and the answer to
+   "shall I remember?", see :mod:`bot.profile`;
 4. understanding: intent and declared constraints (:mod:`bot.understanding`);
 5. retrieval from the knowledge base with the constraints as filters;
 6. personalization (:mod:`bot.personalization`);

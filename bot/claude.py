@@ -54,6 +54,7 @@ from bot.consent import ConsentDialog
 from bot.guardrails import EVIDENCE, FEEDBACK, fold
 from bot.messages import OutboundMessage, ProductCard, Source
 from bot.metrics import Metrics
+from bot.profile import ProfileDialog
 from bot.prompting import language_name, passage_data, product_data, store_policies_block, strip_invisible, system_prompt, tagged
 from bot.reminders import ReminderDialog
 from bot.responders import OfflineResponder, Responder, TurnContext, disclosure, product_card
@@ -214,7 +215,7 @@ class ClaudeResponder:
             client,
             model=settings.anthropic_model,
             max_tokens=settings.anthropic_max_tokens,
-            tools=ToolBox(index, results=settings.search_results, followups=followups),
+            tools=ToolBox(index, results=settings.search_results, followups=followups, profile=ProfileDialog(store)),
             store=store,
             turn_timeout=2 * settings.anthropic_timeout_seconds,
             prometheus=prometheus,

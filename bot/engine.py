@@ -7,7 +7,9 @@
 3. handoff state: while staff has the thread, the bot stays silent (a STOP still revokes);
    then follow-ups: consent keywords (STOP/START/HELP), the yes/no consent question and
    reminders ("remind me…", "my reminders", "cancel reminder 2"), see :mod:`bot.consent`
-   and :mod:`bot.reminders`;
+   and :mod:`bot.reminders`; the shopper's profile: kept sizes and allergies merged in when
+   a conversation starts, "what do you know about me?", "forget my size" and the answer to
+   "shall I remember?", see :mod:`bot.profile`;
 4. understanding: intent and declared constraints (:mod:`bot.understanding`);
 5. retrieval from the knowledge base with the constraints as filters;
 6. personalization (:mod:`bot.personalization`);
@@ -45,6 +47,7 @@ from bot.messages import Button, InboundMessage, OutboundMessage, Source
 from bot.metrics import Metrics
 from bot.personalization import filters_for
 from bot.privacy import erase_customer, export_token
+from bot.profile import ProfileDialog
 from bot.reminders import ReminderDialog
 from bot.responders import OfflineResponder, Responder, TurnContext
 from bot.shop import ShopProfile
@@ -167,6 +170,7 @@ class DialogEngine:
         self.constraint_extractor = constraint_extractor  # None: the offline extractor of understand()
         self.consent = ConsentDialog(store, index, shop)
         self.reminders = ReminderDialog(store, index, shop, followup_policy or FollowUpPolicy())
+        self.profile = ProfileDialog(store)
 
     async def handle(
         self, inbound: InboundMessage, *, inbox_id: int | None = None, via_outbox: bool = False
@@ -295,7 +299,11 @@ class DialogEngine:
             return [], conversation  # staff has the thread: record only
 
         text = (inbound.button_payload or _numbered_choice(inbound.text, context.get("last_buttons")) or inbound.text).strip()
+        verified = await self.store.is_verified(inbound.channel, inbound.sender_id)
+        await self.profile.load(inbound, conversation, verified=verified)  # kept sizes, allergies… (with consent)
         followup = await self.consent.handle(inbound, conversation, text, now)  # STOP/START/HELP, yes/no to alerts
+        if followup is None:  # the "shall I remember?" answer, "what do you know about me?", "forget my size"
+            followup = await self.profile.handle(inbound, conversation, text, verified=verified)
         if followup is None:
             followup = await self.reminders.handle(inbound, conversation, text, now)
         if followup is not None:
@@ -321,6 +329,8 @@ class DialogEngine:
         constraints = understanding.constraints.merged_into(previous) if previous else understanding.constraints
         if not constraints.is_empty():
             context["constraints"] = constraints.to_dict()
+        # a correction updates what is kept (with consent); first time a size or an allergy is heard: ask once
+        ask_to_remember = await self.profile.after_constraints(inbound, conversation, constraints, verified=verified)
 
         if understanding.intent is Intent.HUMAN:
             reason = EscalationReason.ASKED_FOR_HUMAN
@@ -341,14 +351,15 @@ class DialogEngine:
                 filters = dataclasses.replace(filters, in_stock_only=True)
             hits = await self.index.search(query, filters, k=self.results, kinds=("product",))
             if not hits and not filters.is_empty():
-                near_misses = await self.index.search(query, SearchFilters(), k=self.results, kinds=("product",))
+                # the closest options may break the budget, size or stock, never an allergy or a dietary need
+                never_relaxed = SearchFilters(exclude_allergens=filters.exclude_allergens, dietary=filters.dietary)
+                near_misses = await self.index.search(query, never_relaxed, k=self.results, kinds=("product",))
         elif understanding.intent is Intent.POLICY:
             topic = understanding.policy_topic or PolicyTopic.GENERAL
             # the shopper's own words rank best; a tapped topic button has none, so it gets the topic's
             query = TOPIC_QUERIES.get(topic, text) if text.startswith("/topic") else text
             hits = await self.index.search(query, SearchFilters(lang=locale), k=3, kinds=("passage",))
 
-        verified = await self.store.is_verified(inbound.channel, inbound.sender_id)
         orders = await self.store.orders_for(conversation.customer_id) if verified else []
         ctx = TurnContext(
             inbound=inbound,
@@ -385,7 +396,10 @@ class DialogEngine:
             conversation = escalate(conversation, EscalationReason.UNANSWERED, now)
             return [handoff_notice(self.shop, now), *_done(notices)], conversation
         products = [h.product for h in (*hits, *near_misses) if h.product is not None]
-        return add_alert_buttons(replies, products, filters), conversation
+        replies = add_alert_buttons(replies, products, filters)
+        if ask_to_remember:
+            replies = [*replies, await self.profile.question(inbound, conversation, constraints)]
+        return replies, conversation
 
     async def _understand_with_model(self, text: str, locale: str) -> Understanding:
         """:meth:`_understand`, with the constraints read by the model's extractor when one is configured."""

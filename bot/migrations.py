@@ -307,4 +307,41 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        7,
+        """
+        -- shopper profiles (bot/profile.py): what a shopper allowed us to keep across conversations
+
+        -- the answer to "shall I remember your sizes and allergies?", append-only: the latest row of a customer counts.
+        -- The identity that answered is kept so facts never flow to an unverified identity on another channel.
+        CREATE TABLE profile_consents (
+            id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+            customer_id          TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            channel              TEXT NOT NULL,
+            external_id          TEXT NOT NULL,
+            status               TEXT NOT NULL CHECK (status IN ('asked', 'granted', 'declined', 'revoked')),
+            asked_at             TEXT NOT NULL,
+            decided_at           TEXT,
+            evidence_message_id  TEXT,
+            evidence_text        TEXT,
+            evidence_at          TEXT
+        );
+        CREATE INDEX profile_consents_customer ON profile_consents(customer_id, id);
+
+        -- one kept fact per row: a size, a dietary need or allergy, a material, colour or brand to avoid
+        CREATE TABLE profile_facts (
+            id                 INTEGER PRIMARY KEY AUTOINCREMENT,
+            customer_id        TEXT NOT NULL REFERENCES customers(id) ON DELETE CASCADE,
+            kind               TEXT NOT NULL
+                               CHECK (kind IN ('size', 'dietary', 'materials_exclude', 'colors_exclude', 'brands_exclude')),
+            value              TEXT NOT NULL,
+            channel            TEXT NOT NULL,
+            external_id        TEXT NOT NULL,
+            source_message_id  TEXT,
+            created_at         TEXT NOT NULL,
+            UNIQUE (customer_id, kind, value)
+        );
+        CREATE INDEX profile_facts_customer ON profile_facts(customer_id, kind)
+        """,
+    ),
 )

@@ -13,6 +13,7 @@ from decimal import Decimal
 
 from bot.constraints import Constraints
 from bot.i18n import _, format_price
+from bot.profile import dietary_label, local_term
 from kb.models import Product, SearchFilters
 
 # Shoe sizes converted to EU for catalogs that stock EU sizes (unisex/men's lasts).
@@ -89,8 +90,13 @@ def fit_reason(product: Product, constraints: Constraints, currency: str) -> str
     wanted = [c for c in constraints.colors_include if c.casefold() in colors]
     if wanted:
         parts.append(_("comes in {color}", color=wanted[0]))
+    labels = {_label(str(d)) for d in product.attributes.get("dietary") or []}
+    free_from = {str(a).casefold() for a in product.attributes.get("free_from") or []}
     for diet in constraints.dietary:
-        parts.append(_("labelled {diet}", diet=_label(diet).replace("_", "-")))
+        # only what the product's own label says: a candle is not "labelled nut-free" because it contains no food
+        allergens = set(FREE_FROM_LABELS.get(_label(diet), ()))
+        if _label(diet) in labels or (allergens and allergens <= free_from):
+            parts.append(_("labelled {diet}", diet=dietary_label(diet)))
     return " · ".join(parts)
 
 
@@ -107,4 +113,16 @@ def broken_constraints(product: Product, filters: SearchFilters, currency: str) 
             broken.append(_("not available in your size"))
     if not product.in_stock:
         broken.append(_("out of stock"))
+    materials = {str(m).casefold() for m in product.attributes.get("materials") or []}
+    broken.extend(_("contains {material}", material=local_term(m)) for m in filters.exclude_materials if m.casefold() in materials)
+    colors = product.option_values("color") | {str(c).casefold() for c in product.attributes.get("colors") or []}
+    if filters.colors and colors and not colors & {c.casefold() for c in filters.colors}:
+        broken.append(_("not in the colour you asked for"))
+    if filters.exclude_colors and colors and colors <= {c.casefold() for c in filters.exclude_colors}:
+        broken.append(_("only in a colour you avoid"))
+    brand = product.brand.casefold()
+    if filters.brands and brand not in {b.casefold() for b in filters.brands}:
+        broken.append(_("not the brand you asked for"))
+    if brand and brand in {b.casefold() for b in filters.exclude_brands}:
+        broken.append(_("a brand you avoid"))
     return broken

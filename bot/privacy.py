@@ -64,6 +64,8 @@ TABLES: dict[str, str | None] = {
     "followups": "customer_id = ?",
     "subscriptions": "customer_id = ?",
     "conversions": "customer_id = ?",
+    "profile_facts": "customer_id = ?",
+    "profile_consents": "customer_id = ?",
     # no shopper data in these
     "schema_migrations": None,
     "sqlite_sequence": None,
@@ -78,7 +80,7 @@ TABLES: dict[str, str | None] = {
 # (a newer one) is erased before all of these, as new tables hang off customers and conversations
 ERASE_ORDER = (
     "delivery_status", "outbox", "inbox", "messages", "escalations", "staff_notes", "audit_log",
-    "followups", "subscriptions", "conversions", "orders", "conversations", "identities", "customers",
+    "followups", "subscriptions", "conversions", "profile_facts", "profile_consents", "orders", "conversations", "identities", "customers",
 )
 
 

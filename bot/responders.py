@@ -63,10 +63,11 @@ def disclosure(shop: ShopProfile) -> str:
 
 def product_card(product: Product, constraints: Constraints, currency: str, filters: SearchFilters) -> ProductCard:
     """A card whose price and stock come from the catalog, for the variant that fits best."""
-    variants = [v for v in product.variants if v.in_stock] or list(product.variants)
-    if filters.sizes:
+    variants = list(product.variants)
+    if filters.sizes:  # the shopper's size, even when it is sold out: never another size's price and stock
         sized = [v for v in variants if v.options.get("size", "").upper() in {s.upper() for s in filters.sizes}]
         variants = sized or variants
+    variants = [v for v in variants if v.in_stock] or variants
     if filters.max_price is not None:
         affordable = [v for v in variants if v.price <= filters.max_price]
         variants = affordable or variants

@@ -23,6 +23,9 @@ offline path already uses (the knowledge-base index, the turn's verified orders)
   apply as for any follow-up;
 * ``send_reply`` — the structured end of a turn: text plus the ids of the products and
   passages used. Product cards (price, stock) are then built by our code from the data.
+* ``remember_preference`` — keep or forget one of the shopper's preferences across
+  conversations, through :class:`bot.profile.ProfileDialog`: keeping needs the
+  shopper's own recorded yes (the model cannot give it), forgetting always works.
 
 No tool changes a price, grants a discount, issues a refund or edits an order.
 
@@ -40,9 +43,11 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from bot.consent import AlertStatus, ConsentDialog
+from bot.constraints import Constraints, Size
 from bot.guardrails import HANDOFF_REQUEST, NOTICES, Evidence
 from bot.handoff import EscalationReason
 from bot.messages import OutboundMessage
+from bot.profile import KEPT_KINDS, ProfileDialog
 from bot.prompting import order_data, product_data
 from bot.reminders import ReminderDialog, ReminderStatus
 from bot.responders import TurnContext
@@ -57,6 +62,7 @@ HAND_OFF = "hand_off_to_staff"
 SUBSCRIBE_BACK_IN_STOCK = "subscribe_back_in_stock"
 SCHEDULE_REMINDER = "schedule_reminder"
 SEND_REPLY = "send_reply"
+REMEMBER_PREFERENCE = "remember_preference"
 
 MAX_RESULTS = 5
 MAX_LIST_ITEMS = 10
@@ -66,6 +72,11 @@ POLICY_TTL_SECONDS = 300.0
 POLICY_QUERIES = ("shipping delivery times costs", "returns refunds exchanges", "payment methods", "contact opening hours")
 POLICY_PASSAGES_PER_QUERY = 2
 
+SIZE_SYSTEMS = ("clothing", "shoe_eu", "shoe_us", "shoe_uk", "numeric", "other")
+DIETARY_LABELS = frozenset({
+    "vegan", "vegetarian", "halal", "kosher", "gluten_free", "lactose_free", "dairy_free", "nut_free", "sugar_free", "egg_free",
+    "soy_free", "alcohol_free",
+})
 HANDOFF_REASONS: Mapping[str, EscalationReason] = {
     "asked_for_human": EscalationReason.ASKED_FOR_HUMAN,
     "upset": EscalationReason.FRUSTRATION,
@@ -171,6 +182,25 @@ TOOL_DEFINITIONS: tuple[dict[str, Any], ...] = (
         },
     },
     {
+        "name": REMEMBER_PREFERENCE,
+        "description": (
+            "Keep or forget one kind of the shopper's preferences for their next conversations: sizes, dietary needs and "
+            "allergies (vegan, gluten_free, nut_free…), or materials, colours or brands they avoid. Keeping works only "
+            "if the shopper already agreed in this chat to have preferences remembered; otherwise nothing is stored, and "
+            "you may tell them they can say \"remember my preferences\". Forgetting always works."
+        ),
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "action": {"type": "string", "enum": ["remember", "forget"]},
+                "kind": {"type": "string", "enum": list(KEPT_KINDS)},
+                "values": {**_STRINGS, "description": "for remember: the sizes, dietary labels, materials, colours or brands"},
+                "size_system": {"type": "string", "enum": list(SIZE_SYSTEMS), "description": "for sizes (default clothing)"},
+            },
+            "required": ["action", "kind"],
+        },
+    },
+    {
         "name": SEND_REPLY,
         "description": (
             "Send your answer to the shopper and end the turn. The app shows every listed product as a card with its "
@@ -233,9 +263,11 @@ class ToolBox:
         results: int = 3,
         clock: Callable[[], float] = time.monotonic,
         followups: FollowUpDesk | None = None,
+        profile: ProfileDialog | None = None,
     ) -> None:
         self.index = index
         self.followups = followups
+        self.profile = profile
         self.results = max(1, min(results, MAX_RESULTS))
         self._clock = clock
         self._policies: dict[str, tuple[float, tuple[Passage, ...]]] = {}
@@ -296,6 +328,8 @@ class ToolBox:
             return await self.subscribe_back_in_stock(state, self.followups, arguments)
         if name == SCHEDULE_REMINDER and self.followups is not None:
             return await self.schedule_reminder(state, self.followups, arguments)
+        if name == REMEMBER_PREFERENCE:
+            return await self.remember_preference(state, arguments)
         raise ToolInputError(f"unknown tool {name[:40]!r}")
 
     async def search_catalog(self, state: TurnTools, arguments: Mapping[str, object]) -> dict[str, Any]:
@@ -340,6 +374,26 @@ class ToolBox:
         shown = own[:3]
         state.evidence.add_orders(shown)
         return {"found": True, "orders": [order_data(o) for o in shown]}
+
+    async def remember_preference(self, state: TurnTools, arguments: Mapping[str, object]) -> dict[str, Any]:
+        action, kind = _text(arguments, "action", required=True), _text(arguments, "kind", required=True)
+        if action not in ("remember", "forget") or kind not in KEPT_KINDS:
+            raise ToolInputError("action must be remember or forget, kind one of " + ", ".join(KEPT_KINDS))
+        if self.profile is None:
+            return {"stored": False, "reason": "Preferences cannot be kept in this shop."}
+        ctx = state.ctx
+        if action == "forget":
+            deleted = await self.profile.forget(ctx.conversation, kind)
+            return {"forgotten": True, "facts_deleted": deleted}
+        additions = _preference(kind, _strings(arguments, "values"), _text(arguments, "size_system") or "clothing")
+        kept = await self.profile.remember(ctx.inbound, ctx.conversation, additions, verified=ctx.customer_verified)
+        if kept is None:
+            return {
+                "stored": False,
+                "reason": "The shopper has not agreed to have preferences kept; nothing was stored. They can say "
+                "\"remember my preferences\" in the chat.",
+            }
+        return {"stored": True, "kept": {field: value for field, value in kept.to_dict().items() if field in KEPT_KINDS}}
 
     @staticmethod
     def hand_off(state: TurnTools, reason: str) -> dict[str, Any]:
@@ -474,6 +528,27 @@ def _price(arguments: Mapping[str, object], key: str) -> Decimal | None:
     if not number.is_finite() or number < 0:
         raise ToolInputError(f"{key} must be a positive number")
     return number
+
+
+def _preference(kind: str, values: tuple[str, ...], size_system: str) -> Constraints:
+    """The facts a ``remember_preference`` call names, validated like the extractor's output."""
+    if not values:
+        raise ToolInputError("values must name at least one preference to remember")
+    if kind == "sizes":
+        if size_system not in SIZE_SYSTEMS:
+            raise ToolInputError("size_system must be one of " + ", ".join(SIZE_SYSTEMS))
+        return Constraints(sizes=tuple(Size(size_system, v.upper() if size_system == "clothing" else v) for v in values))
+    if kind == "dietary":
+        labels = tuple(v.replace("-", "_").replace(" ", "_") for v in values)
+        unknown = [label for label in labels if label not in DIETARY_LABELS]
+        if unknown:
+            raise ToolInputError("unknown dietary labels: " + ", ".join(unknown[:3]))
+        return Constraints(dietary=labels)
+    if kind == "materials_exclude":
+        return Constraints(materials_exclude=values)
+    if kind == "colors_exclude":
+        return Constraints(colors_exclude=values)
+    return Constraints(brands_exclude=values)
 
 
 def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:

@@ -217,7 +217,7 @@ class IndexMemory:
         for diet in f.dietary:
             mask &= self._facet("dietary", [diet.casefold()])
         for allergen in f.exclude_allergens:
-            mask &= ~self.edible | self._facet("free_from", [allergen.casefold()])
+            mask &= (~self.edible | self._facet("free_from", [allergen.casefold()])) & ~self._facet("allergens", [allergen.casefold()])
         return mask & self.is_product
 
 

@@ -61,6 +61,7 @@ from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
 log = logging.getLogger(__name__)
 
 FTS_VERSION = "2"  # bump when the full-text tables change: they are rebuilt at open
+FACETS_VERSION = "2"  # bump when facet_rows() changes: the facets table is rebuilt at open (2: material words)
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 
 SCHEMA = f"""
@@ -254,6 +255,30 @@ def is_edible(product: Product) -> bool:
     return bool(FOOD_CATEGORY.search(product.category))
 
 
+def facet_rows(product: Product) -> list[tuple[str, str, str]]:
+    """The rows of the facets table for one product (what the structured filters read)."""
+    rows: list[tuple[str, str, str]] = []
+    for facet in FACET_ATTRIBUTES:
+        values = product.attributes.get(facet) or []
+        if isinstance(values, str):
+            values = [values]
+        rows.extend((product.id, facet, str(v).casefold()) for v in values)
+    for diet in product.attributes.get("dietary") or []:
+        rows.extend((product.id, "free_from", a) for a in DIETARY_FREE_FROM.get(str(diet).casefold(), ()))
+    rows.extend((product.id, "materials", w) for w in material_words(product.attributes.get("materials")))
+    rows.extend((product.id, "colors", c) for c in product.option_values("color"))
+    if not any(facet == "colors" for _, facet, _ in rows):
+        rows.extend((product.id, "colors", c) for c in title_colors(product))
+    rows.extend((product.id, "colors", COLOR_ALIASES[v]) for _, f, v in list(rows) if f == "colors" and v in COLOR_ALIASES)
+    return sorted(set(rows))
+
+
+def material_words(materials: object) -> list[str]:
+    """Each word of multi-word materials ("merino wool" -> "merino", "wool"), so "no wool" excludes merino wool too."""
+    values = [materials] if isinstance(materials, str) else materials if isinstance(materials, list | tuple) else []
+    return [word for value in values for word in _WORD.findall(str(value).casefold()) if word != str(value).casefold()]
+
+
 def title_colors(product: Product) -> list[str]:
     """Colours named in a product's title, for catalogs that have no colour data.
 
@@ -348,6 +373,7 @@ class SQLiteIndex(BaseIndex):
             await self._db.execute("UPDATE passages SET hash = ''")
         await self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('embedder', ?)", (embedder_name,))
         await self._migrate_fts()
+        await self._migrate_facets()
         self._mark_stale()
 
     async def _migrate_fts(self) -> None:
@@ -374,6 +400,28 @@ class SQLiteIndex(BaseIndex):
             raise
         if product_rows or passage_rows:
             log.info("full-text index rebuilt (%d products, %d passages)", len(product_rows), len(passage_rows))
+
+    async def _migrate_facets(self) -> None:
+        """Rebuild the facets table from the stored products when :func:`facet_rows` changed."""
+        async with self.db.execute("SELECT value FROM meta WHERE key = 'facets_version'") as cur:
+            row = await cur.fetchone()
+        if row is not None and row["value"] == FACETS_VERSION:
+            return
+        await self.db.execute("BEGIN IMMEDIATE")
+        try:
+            async with self.db.execute("SELECT data FROM products") as cur:
+                products = [_product_from_json(r["data"]) for r in await cur.fetchall()]
+            await self.db.execute("DELETE FROM facets")
+            await self.db.executemany(
+                "INSERT INTO facets (product_id, facet, value) VALUES (?, ?, ?)", [r for p in products for r in facet_rows(p)]
+            )
+            await self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('facets_version', ?)", (FACETS_VERSION,))
+            await self.db.execute("COMMIT")
+        except BaseException:
+            await self.db.execute("ROLLBACK")
+            raise
+        if products:
+            log.info("facets rebuilt (%d products)", len(products))
 
     async def close(self) -> None:
         if self._db is not None:
@@ -527,19 +575,7 @@ class SQLiteIndex(BaseIndex):
                 for v in product.variants
             ],
         )
-        facet_rows: list[tuple[str, str, str]] = []
-        for facet in FACET_ATTRIBUTES:
-            values = product.attributes.get(facet) or []
-            if isinstance(values, str):
-                values = [values]
-            facet_rows.extend((product.id, facet, str(v).casefold()) for v in values)
-        for diet in product.attributes.get("dietary") or []:
-            facet_rows.extend((product.id, "free_from", a) for a in DIETARY_FREE_FROM.get(str(diet).casefold(), ()))
-        facet_rows.extend((product.id, "colors", c) for c in product.option_values("color"))
-        if not any(facet == "colors" for _, facet, _ in facet_rows):
-            facet_rows.extend((product.id, "colors", c) for c in title_colors(product))
-        facet_rows.extend((product.id, "colors", COLOR_ALIASES[v]) for _, f, v in list(facet_rows) if f == "colors" and v in COLOR_ALIASES)
-        await db.executemany("INSERT INTO facets (product_id, facet, value) VALUES (?, ?, ?)", sorted(set(facet_rows)))
+        await db.executemany("INSERT INTO facets (product_id, facet, value) VALUES (?, ?, ?)", facet_rows(product))
         await db.execute("INSERT INTO products_fts (rowid, text) VALUES (?, ?)", (rowid, text))
         if vector is not None:
             await db.execute(
@@ -821,11 +857,13 @@ class SQLiteIndex(BaseIndex):
             clauses.append("EXISTS (SELECT 1 FROM facets x WHERE x.product_id = p.id AND x.facet = 'dietary' AND x.value = ?)")
             params.append(diet.casefold())
         for allergen in f.exclude_allergens:
-            # hard rule: food is kept only when its label says it is free of the allergen
+            # hard rule: food is kept only when its label says it is free of the allergen, and a product whose data
+            # lists the allergen among its ingredients is out whatever else the label claims ("vegan" yet "milk")
             clauses.append(
-                "(p.edible = 0 OR EXISTS (SELECT 1 FROM facets x WHERE x.product_id = p.id AND x.facet = 'free_from' AND x.value = ?))"
+                "(p.edible = 0 OR EXISTS (SELECT 1 FROM facets x WHERE x.product_id = p.id AND x.facet = 'free_from' AND x.value = ?)) "
+                "AND NOT EXISTS (SELECT 1 FROM facets x WHERE x.product_id = p.id AND x.facet = 'allergens' AND x.value = ?)"
             )
-            params.append(allergen.casefold())
+            params.extend((allergen.casefold(), allergen.casefold()))
         where = " AND ".join(clauses) if clauses else "1"
         async with self.db.execute(f"SELECT p.id FROM products p WHERE {where}", params) as cur:  # noqa: S608 - placeholders only
             return {row["id"] for row in await cur.fetchall()}

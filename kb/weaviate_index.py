@@ -67,7 +67,7 @@ from weaviate.util import generate_uuid5
 from kb.embedder import Embedder
 from kb.index import ALL_KINDS, BaseIndex, IndexUnavailableError, UpsertStats, WeaviateIndexError
 from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
-from kb.sqlite_index import COLOR_ALIASES, DIETARY_FREE_FROM, is_edible, title_colors
+from kb.sqlite_index import COLOR_ALIASES, DIETARY_FREE_FROM, is_edible, material_words, title_colors
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,7 @@ def product_facets(product: Product) -> dict[str, set[str]]:
         facets[name] = {str(v).casefold() for v in values} if isinstance(values, list | tuple) else set()
     for diet in facets["dietary"]:
         facets["free_from"].update(DIETARY_FREE_FROM.get(diet, ()))
+    facets["materials"].update(material_words(product.attributes.get("materials")))
     colors = facets["colors"]
     colors.update(product.option_values("color"))
     if not colors:
@@ -403,6 +404,8 @@ def product_filter(f: SearchFilters) -> _Filters | None:
                 Filter.by_property("free_from").contains_all(_folded(f.exclude_allergens)),
             ])
         )
+        # listed among its allergens: out, whatever else its label claims
+        parts.append(Filter.by_property("allergens").contains_none(_folded(f.exclude_allergens)))
     return Filter.all_of(parts) if parts else None
 
 
@@ -447,7 +450,10 @@ def product_matches(product: Product, f: SearchFilters) -> bool:
         return False
     if not set(_folded(f.dietary)) <= facets["dietary"]:
         return False
-    return not (f.exclude_allergens and is_edible(product) and not set(_folded(f.exclude_allergens)) <= facets["free_from"])
+    excluded = set(_folded(f.exclude_allergens))
+    if excluded & facets["allergens"]:
+        return False
+    return not (excluded and is_edible(product) and not excluded <= facets["free_from"])
 
 
 # --------------------------------------------------------------------------- queries

@@ -28,6 +28,7 @@ from bot.guardrails import check
 from bot.handoff import EscalationReason
 from bot.i18n import use_locale
 from bot.messages import InboundMessage, OutboundMessage
+from bot.profile import YES_PAYLOAD, ProfileDialog, Profiles
 from bot.prompting import INVISIBLE
 from bot.responders import TurnContext, disclosure
 from bot.runtime import Runtime, open_runtime
@@ -192,7 +193,7 @@ async def test_a_plain_text_answer_gets_cards_for_the_products_it_names(settings
 async def test_the_allow_list_has_no_tool_that_changes_money_or_orders() -> None:
     assert {t["name"] for t in TOOL_DEFINITIONS} == {
         "search_catalog", "get_product", "check_order", "hand_off_to_staff", "subscribe_back_in_stock", "schedule_reminder",
-        "send_reply",
+        "send_reply", "remember_preference",
     }
 
 
@@ -383,6 +384,42 @@ async def test_a_reminder_without_a_readable_time_goes_back_to_the_model(setting
         replies = await say(runtime, "can you nudge me about this later", "eli")
     assert tool_data(tool_results(fake.last)[0])["status"] == "needs_time"
     assert [r.text.endswith("When would you like the reminder?") for r in replies] == [True]
+async def test_the_preference_tool_keeps_nothing_without_the_shoppers_own_yes_and_always_forgets(settings: Settings) -> None:
+    remember_nuts = tool_call("remember_preference", {"action": "remember", "kind": "dietary", "values": ["nut_free"]})
+    fake = FakeMessagesAPI([
+        remember_nuts, reply("Noted for this chat."),
+        remember_nuts, reply("I'll remember that you avoid nuts."),
+        tool_call("remember_preference", {"action": "forget", "kind": "dietary"}), reply("Done, forgotten."),
+        tool_call("remember_preference", {"action": "remember", "kind": "dietary", "values": ["peanut_butter"]}), reply("Sorry."),
+    ])
+    async with open_runtime(settings) as runtime:
+        client = fake.client()
+        tools = ToolBox(runtime.index, profile=ProfileDialog(runtime.store))
+        runtime.engine.responder = ClaudeResponder(client, model=MODEL, max_tokens=512, tools=tools, store=runtime.store)
+        try:
+            profiles = Profiles(runtime.store)
+            first = await say(runtime, "I'm allergic to nuts, any snacks?", sender="nia")
+            refused = tool_data(tool_results(fake.requests[1].body)[0])
+            assert refused["stored"] is False and "not agreed" in refused["reason"]
+            customer = (await runtime.store.open_conversation("web", "nia")).customer_id  # type: ignore[union-attr]
+            assert (await profiles.kept(customer, "web", "nia", verified=False)).is_empty()  # the model cannot consent
+
+            assert first[-1].buttons[0].payload == YES_PAYLOAD  # the bot asks the shopper itself
+            await say(runtime, YES_PAYLOAD, sender="nia")  # the shopper's own yes, recorded with its evidence
+            await say(runtime, "please note that for me, nut free", sender="nia")
+            stored = tool_data(tool_results(fake.requests[3].body)[0])
+            assert stored["stored"] is True and stored["kept"]["dietary"] == ["nut_free"]
+            assert (await profiles.kept(customer, "web", "nia", verified=False)).dietary == ("nut_free",)
+
+            await say(runtime, "drop that nut thing from what you keep", sender="nia")
+            assert tool_data(tool_results(fake.requests[5].body)[0])["forgotten"] is True
+            assert (await profiles.kept(customer, "web", "nia", verified=False)).dietary == ()
+
+            await say(runtime, "and keep peanut butter as a diet", sender="nia")
+            bad = tool_results(fake.requests[7].body)[0]
+            assert bad.get("is_error") is True and "unknown dietary labels" in bad["content"]
+        finally:
+            await client.close()
 
 
 # -- caching, history, metrics -------------------------------------------------------------

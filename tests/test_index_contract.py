@@ -136,6 +136,37 @@ async def test_allergen_exclusion_keeps_only_food_labelled_free_of_it(index: Bas
     assert "granola" not in found  # its label does not say it is nut-free
 
 
+AUDIT = [
+    # the label claims lactose-free, yet the ingredients list milk: the ingredients win
+    product("bar-milk", "Cocoa protein bar", "2.50", category="Snacks", allergens=["milk"], dietary=["lactose-free"]),
+    product("bar-safe", "Cocoa oat bar", "2.20", category="Snacks", free_from=["milk"]),
+    product("socks-merino", "Trail liner socks", "15.00", materials=["merino wool", "nylon"]),
+]
+
+
+async def test_an_allergen_listed_in_the_data_excludes_the_product_whatever_its_label_claims(index: BaseIndex) -> None:
+    await index.upsert_products(AUDIT, source="audit")
+    found = await ids(index, "cocoa bar", SearchFilters(exclude_allergens=("milk",)))
+    assert "bar-safe" in found
+    assert "bar-milk" not in found
+
+
+async def test_a_material_exclusion_covers_every_material_named_with_that_word(index: BaseIndex) -> None:
+    await index.upsert_products(AUDIT, source="audit")
+    assert "socks-merino" in await ids(index, "liner socks")
+    found = await ids(index, "liner socks", SearchFilters(exclude_materials=("wool",)))
+    assert "socks-merino" not in found and "socks-wool" not in found
+
+
+def test_weaviates_in_process_check_agrees_on_the_audit_cases() -> None:
+    from kb.weaviate_index import product_matches
+
+    milk_bar, safe_bar, merino = AUDIT
+    assert not product_matches(milk_bar, SearchFilters(exclude_allergens=("milk",)))
+    assert product_matches(safe_bar, SearchFilters(exclude_allergens=("milk",)))
+    assert not product_matches(merino, SearchFilters(exclude_materials=("wool",)))
+
+
 async def test_material_and_brand_exclusions(index: BaseIndex) -> None:
     assert "socks-wool" not in await ids(index, "socks", SearchFilters(exclude_materials=("wool",)))
     assert "shoe-race" not in await ids(index, "running shoe", SearchFilters(exclude_brands=("Swift",)))
@@ -277,3 +308,15 @@ async def test_an_index_file_from_before_the_full_text_change_is_rebuilt(tmp_pat
         assert (await ids(index, "wool socks"))[0] == "socks-wool"
         async with index.db.execute("SELECT name FROM sqlite_master WHERE name = 'docs_fts'") as cur:
             assert await cur.fetchone() is None
+
+
+async def test_an_index_built_before_material_words_gets_them_at_open(tmp_path: Path) -> None:
+    path = tmp_path / "kb.db"
+    async with SQLiteIndex(path, None) as index:
+        await index.upsert_products(AUDIT, source="audit")
+        # what an index written by the previous version holds: whole material names only
+        await index.db.execute("DELETE FROM facets WHERE facet = 'materials' AND value IN ('merino', 'wool')")
+        await index.db.execute("UPDATE meta SET value = '1' WHERE key = 'facets_version'")
+    async with SQLiteIndex(path, None) as index:
+        assert "socks-merino" not in await ids(index, "liner socks", SearchFilters(exclude_materials=("wool",)))
+        assert "socks-merino" in await ids(index, "liner socks")

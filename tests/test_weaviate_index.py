@@ -535,9 +535,13 @@ def prop(name: str, operator: str, value_key: str, value: Any) -> dict[str, Any]
         (SearchFilters(dietary=("Vegan", "gluten-free")), prop("dietary", "ContainsAll", "valueTextArray", ["gluten-free", "vegan"])),
         (
             SearchFilters(exclude_allergens=("Nuts", "milk")),
-            {"operator": "Or", "operands": [
-                prop("edible", "Equal", "valueBoolean", False),
-                prop("free_from", "ContainsAll", "valueTextArray", ["milk", "nuts"]),
+            {"operator": "And", "operands": [
+                {"operator": "Or", "operands": [
+                    prop("edible", "Equal", "valueBoolean", False),
+                    prop("free_from", "ContainsAll", "valueTextArray", ["milk", "nuts"]),
+                ]},
+                # an allergen listed in the product's data excludes it, whatever its label claims
+                prop("allergens", "ContainsNone", "valueTextArray", ["milk", "nuts"]),
             ]},
         ),
     ],

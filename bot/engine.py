@@ -48,6 +48,7 @@ from bot.metrics import Metrics
 from bot.personalization import filters_for
 from bot.privacy import erase_customer, export_token
 from bot.profile import ProfileDialog
+from bot.reminders import PENDING_KEY as REMINDER_PENDING_KEY
 from bot.reminders import ReminderDialog
 from bot.responders import OfflineResponder, Responder, TurnContext
 from bot.shop import ShopProfile
@@ -397,7 +398,12 @@ class DialogEngine:
             return [handoff_notice(self.shop, now), *_done(notices)], conversation
         products = [h.product for h in (*hits, *near_misses) if h.product is not None]
         replies = add_alert_buttons(replies, products, filters)
-        if ask_to_remember:
+        # one yes/no question at a time: an alert or reminder question asked this turn goes first, and
+        # "shall I remember?" waits for a later turn (it is asked while the answer is still unknown)
+        other_question = any(key in context for key in (CONSENT_PENDING_KEY, REMINDER_PENDING_KEY)) or any(
+            b.payload.endswith((" yes", " no")) for n in notices for b in n.buttons
+        )
+        if ask_to_remember and not other_question:
             replies = [*replies, await self.profile.question(inbound, conversation, constraints)]
         return replies, conversation
 

@@ -488,6 +488,7 @@ def test_llm_metrics_of_real_turns_are_exported_at_metrics(data_dir: Any) -> Non
         env = {
             "SHOPKEEPER_ANTHROPIC_API_KEY": FAKE_API_KEY, "SHOPKEEPER_ANTHROPIC_BASE_URL": fake_url,
             "SHOPKEEPER_ANTHROPIC_TIMEOUT_SECONDS": "300",  # a loaded test machine must not turn a slow turn into a fallback
+            "SHOPKEEPER_ANTHROPIC_CONSTRAINTS": "true",  # the extraction calls are measured too
         }
         with running_server(data_dir, extra_env=env) as server:
             turns = []

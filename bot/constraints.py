@@ -164,7 +164,7 @@ class Constraints:
         """Fold this message's constraints into those remembered from earlier turns.
 
         A correction replaces every field it mentions (the whole budget, the size list,
-        a colour list...). Otherwise new inclusions and exclusions are added to the
+        a colour list...), except dietary needs and allergies, which only ever add up. Otherwise new inclusions and exclusions are added to the
         previous ones, and an item newly excluded leaves the matching inclusion list
         (and vice versa); a new budget bound replaces only that bound. Scalar fields
         (deadline, recipient, occasion, quantity) are replaced when the new message
@@ -192,7 +192,10 @@ class Constraints:
 
         sizes = self.sizes if (self.sizes and replace_lists) else tuple(_unique([*previous.sizes, *self.sizes]))
 
-        dietary = self.dietary if (replace_lists and self.dietary) else tuple(_unique([*previous.dietary, *self.dietary]))
+        # dietary needs and allergies only add up, even in a correction ("actually I'm gluten free" after a nut
+        # allergy): dropping one silently could put an allergen in front of the shopper; "forget my allergies"
+        # (bot.profile) or a new conversation clears them
+        dietary = tuple(_unique([*previous.dietary, *self.dietary]))
         return Constraints(
             budget=budget,
             sizes=sizes,

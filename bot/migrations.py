@@ -307,4 +307,34 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         )
         """,
     ),
+    (
+        6,
+        """
+        -- prior orders and identity verification (bot/verification.py, bot/order_lookup.py)
+
+        -- one-time codes sent by e-mail to link a chat to a customer; only a keyed hash of the code is kept.
+        -- customer_id is NULL when the address matched no customer (nothing was sent, the chat is told the same).
+        CREATE TABLE verification_codes (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel      TEXT NOT NULL,
+            external_id  TEXT NOT NULL,
+            customer_id  TEXT REFERENCES customers(id) ON DELETE CASCADE,
+            code_hash    TEXT NOT NULL,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            created_at   TEXT NOT NULL,
+            expires_at   TEXT NOT NULL,
+            used_at      TEXT
+        );
+        CREATE INDEX verification_codes_identity ON verification_codes(channel, external_id, id);
+
+        -- order numbers a chat asked about that were not its customer's (guessing is rate-limited)
+        CREATE TABLE order_lookup_misses (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel      TEXT NOT NULL,
+            external_id  TEXT NOT NULL,
+            at           TEXT NOT NULL
+        );
+        CREATE INDEX order_lookup_misses_identity ON order_lookup_misses(channel, external_id, at)
+        """,
+    ),
 )

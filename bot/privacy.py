@@ -50,6 +50,14 @@ TABLES: dict[str, str | None] = {
     "followups": "customer_id = ?",
     "subscriptions": "customer_id = ?",
     "conversions": "customer_id = ?",
+    "verification_codes": (
+        "customer_id = ? OR EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = ? "
+        "AND i.channel = verification_codes.channel AND i.external_id = verification_codes.external_id)"
+    ),
+    "order_lookup_misses": (
+        "EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = ? "
+        "AND i.channel = order_lookup_misses.channel AND i.external_id = order_lookup_misses.external_id)"
+    ),
     # no shopper data in these
     "schema_migrations": None,
     "sqlite_sequence": None,
@@ -63,7 +71,8 @@ TABLES: dict[str, str | None] = {
 # children before parents, so foreign keys never block a delete
 ERASE_ORDER = (
     "delivery_status", "outbox", "inbox", "messages", "escalations", "staff_notes", "audit_log",
-    "followups", "subscriptions", "conversions", "orders", "conversations", "identities", "customers",
+    "followups", "subscriptions", "conversions", "verification_codes", "order_lookup_misses", "orders",
+    "conversations", "identities", "customers",
 )
 
 

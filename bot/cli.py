@@ -228,12 +228,15 @@ async def _worker(settings: Settings) -> int:
 
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.notifiers import LogNotifier
     from bot.runtime import open_runtime
     from channels.terminal import run_chat
 
     if args.json:
         logging.getLogger().setLevel(logging.WARNING)  # keep stdout/stderr quiet for scripts
-    async with open_runtime(settings) as runtime:
+    # the demo sends no e-mail: the one-time code a shopper asks for is shown here, on stderr
+    notifier = LogNotifier(echo=lambda line: print(line, file=sys.stderr))
+    async with open_runtime(settings, notifier=notifier) as runtime:
         await run_chat(runtime, user_id=args.user, json_mode=args.json, stdin=sys.stdin, stdout=sys.stdout, locale=args.locale)
     return 0
 

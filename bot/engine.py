@@ -42,13 +42,17 @@ from bot.locale_choice import LANGUAGE_COMMAND, choose_locale, explicit_language
 from bot.logs import conversation_id
 from bot.messages import Button, InboundMessage, OutboundMessage, Source
 from bot.metrics import Metrics
+from bot.notifiers import BaseNotifier, LogNotifier
+from bot.order_lookup import OrderLookupGuard
 from bot.personalization import filters_for
 from bot.privacy import erase_customer, export_token
+from bot.purchase_history import PurchaseHistory, load_purchase_history, reasons_by_product, rerank
 from bot.reminders import ReminderDialog
 from bot.responders import OfflineResponder, Responder, TurnContext
 from bot.shop import ShopProfile
 from bot.store import Conversation, Store, utc_now
 from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no, is_yes, strip_greeting, understand
+from bot.verification import IdentityVerification
 from jobs.followups import FollowUpPolicy
 from kb.index import BaseIndex
 from kb.models import Hit, SearchFilters
@@ -136,6 +140,7 @@ class DialogEngine:
         secret: bytes = b"",
         public_url: str = "",
         followup_policy: FollowUpPolicy | None = None,
+        notifier: BaseNotifier | None = None,
     ) -> None:
         self.secret = secret or secrets.token_bytes(32)
         self.public_url = public_url.rstrip("/")
@@ -152,6 +157,8 @@ class DialogEngine:
         self._locks = _ChatLocks()
         self.consent = ConsentDialog(store, index, shop)
         self.reminders = ReminderDialog(store, index, shop, followup_policy or FollowUpPolicy())
+        self.verification = IdentityVerification(store, shop, notifier or LogNotifier(), self.secret)
+        self.order_lookups = OrderLookupGuard(store)
 
     async def handle(
         self, inbound: InboundMessage, *, inbox_id: int | None = None, via_outbox: bool = False
@@ -301,6 +308,14 @@ class DialogEngine:
             return privacy, conversation
 
         understanding = self._understand(text, locale)
+        # whose chat is this: a verified WhatsApp number, or the one-time code dialog (bot/verification.py)
+        step = await self.verification.handle(inbound, conversation, text, understanding, now)
+        conversation = step.conversation
+        if step.answered:
+            return list(step.replies), conversation
+        if step.resume is not None:  # just verified: answer the question asked before
+            text = step.resume
+            understanding = self._understand(text, locale)
         context["last_intent"] = understanding.intent.value
         previous = constraints_from_dict(context["constraints"]) if context.get("constraints") else None
         constraints = understanding.constraints.merged_into(previous) if previous else understanding.constraints
@@ -317,13 +332,22 @@ class DialogEngine:
             return [handoff_notice(self.shop, now)], conversation
 
         filters = filters_for(constraints, lang=locale)
+        verified = await self.store.is_verified(inbound.channel, inbound.sender_id)
         hits: list[Hit] = []
         near_misses: list[Hit] = []
+        purchase_reasons: dict[str, str] = {}
         if understanding.intent is Intent.PRODUCT_SEARCH:
             query, in_stock_only = self._product_query(text, understanding, context, locale)
             if in_stock_only:
                 filters = dataclasses.replace(filters, in_stock_only=True)
-            hits = await self.index.search(query, filters, k=self.results, kinds=("product",))
+            # prior orders re-rank what the hard filters let through (verified customers only)
+            history = await load_purchase_history(self.store, self.index, conversation.customer_id) if verified else PurchaseHistory()
+            pool = self.results * 3 if not history.is_empty() else self.results
+            hits = await self.index.search(query, filters, k=pool, kinds=("product",))
+            if not history.is_empty():
+                suggestions = rerank(hits, history, now)[: self.results]
+                hits = [s.hit for s in suggestions]
+                purchase_reasons = reasons_by_product(suggestions)
             if not hits and not filters.is_empty():
                 near_misses = await self.index.search(query, SearchFilters(), k=self.results, kinds=("product",))
         elif understanding.intent is Intent.POLICY:
@@ -332,8 +356,11 @@ class DialogEngine:
             query = TOPIC_QUERIES.get(topic, text) if text.startswith("/topic") else text
             hits = await self.index.search(query, SearchFilters(lang=locale), k=3, kinds=("passage",))
 
-        verified = await self.store.is_verified(inbound.channel, inbound.sender_id)
         orders = await self.store.orders_for(conversation.customer_id) if verified else []
+        if verified and understanding.intent is Intent.ORDER_STATUS and understanding.order_number:
+            refusal = await self.order_lookups.check(inbound, understanding.order_number, orders, now)
+            if refusal is not None:  # too many numbers that are not theirs: slow the guessing down
+                return refusal, conversation
         ctx = TurnContext(
             inbound=inbound,
             conversation=conversation,
@@ -349,9 +376,10 @@ class DialogEngine:
             orders=tuple(orders),
             customer_verified=verified,
             unanswered_streak=int(context.get("unanswered", 0)),
+            extras={"purchase_reasons": purchase_reasons} if purchase_reasons else {},
         )
         verdict = await self._respond(ctx)
-        replies = verdict.replies
+        replies = [*step.replies, *verdict.replies]
         if verdict.escalation is not None:  # the responder handed off, or no reply passed the guardrail
             conversation = escalate(conversation, verdict.escalation, now, detail=verdict.detail)
             return [handoff_notice(self.shop, now)], conversation

@@ -11,6 +11,7 @@ model-backed responder.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from typing import Protocol
 from bot.constraints import Constraints
 from bot.i18n import _, format_price, ngettext
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard, Source
+from bot.order_lookup import order_key
 from bot.personalization import broken_constraints, fit_reason
 from bot.shop import ShopProfile
 from bot.store import Conversation, Order
@@ -82,6 +84,11 @@ def product_card(product: Product, constraints: Constraints, currency: str, filt
         price_text=format_price(variant.price, currency),
         reason=fit_reason(product, constraints, currency),
     )
+
+
+def _with_reason(card: ProductCard, extra: str) -> ProductCard:
+    """The card with a further reason (from the purchase history) after the constraint ones."""
+    return dataclasses.replace(card, reason=" · ".join(r for r in (card.reason, extra) if r)) if extra else card
 
 
 def excerpt(passage: Passage, limit: int = EXCERPT_CHARS) -> str:
@@ -155,7 +162,12 @@ class OfflineResponder:
         products = [h.product for h in ctx.hits if h.product is not None]
         currency = ctx.shop.currency
         if products:
-            found = tuple(product_card(p, ctx.constraints, currency, ctx.filters) for p in products)
+            history_reasons = ctx.extras.get("purchase_reasons")
+            found = tuple(
+                _with_reason(product_card(p, ctx.constraints, currency, ctx.filters),
+                             history_reasons.get(p.id, "") if isinstance(history_reasons, dict) else "")
+                for p in products
+            )
             text = ngettext("Here is what I found in our catalog:", "Here are {n} options from our catalog:", len(found))
             if any(not card.in_stock for card in found):
                 text += " " + _("Items marked out of stock can't be ordered right now.")
@@ -210,7 +222,7 @@ class OfflineResponder:
         orders = list(ctx.orders)
         wanted = ctx.understanding.order_number
         if wanted:
-            orders = [o for o in orders if o.order_number == wanted]
+            orders = [o for o in orders if order_key(o.order_number) == order_key(wanted)]
             if not orders:
                 return [OutboundMessage(text=_("I can't find an order with that number on your account."))]
         if not orders:

@@ -40,6 +40,10 @@ ConversationState = Literal["bot", "pending_human", "human", "closed"]
 Clock = Callable[[], datetime]
 
 
+# tables whose rows belong to a customer and move with a chat identity that gets linked to another one
+_CUSTOMER_OWNED = ("consents", "subscriptions", "followups")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -382,6 +386,9 @@ class Store:
                 async with db.execute("SELECT COUNT(*) FROM identities WHERE customer_id = ?", (previous,)) as cur:
                     remaining = await cur.fetchone()
                 if remaining is not None and remaining[0] == 0:
+                    # what the stand-in customer held follows the chat (a duplicate of a row the customer has is dropped)
+                    for table in _CUSTOMER_OWNED:
+                        await db.execute(f"UPDATE OR IGNORE {table} SET customer_id = ? WHERE customer_id = ?", (customer_id, previous))  # noqa: S608
                     await db.execute("DELETE FROM customers WHERE id = ? AND email IS NULL AND phone IS NULL", (previous,))
 
     async def is_verified(self, channel: str, external_id: str) -> bool:

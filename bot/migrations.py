@@ -312,7 +312,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """
         -- prior orders and identity verification (bot/verification.py, bot/order_lookup.py)
 
-        -- one-time codes sent by e-mail to link a chat to a customer; only a keyed hash of the code is kept.
+        -- one-time codes sent by e-mail to link a chat to a customer (only a keyed hash of the code is kept)
         -- customer_id is NULL when the address matched no customer (nothing was sent, the chat is told the same).
         CREATE TABLE verification_codes (
             id           INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -36,7 +36,9 @@ from kb.models import Hit, Product
 
 CO_PURCHASE_MIN_ORDERS = 2
 MAX_REASONS = 2
-# how much the profile may move a hit, relative to the retrieval rank (1.0 for the first hit)
+# relevance falls linearly from 1.0 (the index's first hit) to 1.0 - RELEVANCE_SPREAD (its last);
+# the profile adds up to the sum of WEIGHTS on top
+RELEVANCE_SPREAD = 0.5
 WEIGHTS = {"co_purchase": 0.6, "size": 0.25, "brand": 0.3, "category": 0.2, "price": 0.1}
 
 
@@ -165,7 +167,9 @@ def rerank(hits: Sequence[Hit], history: PurchaseHistory, now: datetime) -> list
     scored: list[tuple[float, int, Suggestion]] = []
     for rank, (hit, product) in enumerate(fresh):
         boost, reasons = _profile_fit(product, history, now)
-        scored.append((1.0 / (1 + rank) + boost, -rank, Suggestion(hit, " · ".join(reasons[:MAX_REASONS]))))
+        # the pool is the index's best few for the query: its order counts, but gently
+        relevance = 1.0 - RELEVANCE_SPREAD * rank / len(fresh)
+        scored.append((relevance + boost, -rank, Suggestion(hit, " · ".join(reasons[:MAX_REASONS]))))
     scored.sort(key=lambda item: (item[0], item[1]), reverse=True)
     return [suggestion for _score, _rank, suggestion in scored]
 

@@ -51,7 +51,7 @@ from anthropic.types import (
 from bot.guardrails import EVIDENCE, FEEDBACK, fold
 from bot.messages import OutboundMessage, ProductCard, Source
 from bot.prompting import language_name, passage_data, product_data, store_policies_block, strip_invisible, system_prompt, tagged
-from bot.responders import OfflineResponder, Responder, TurnContext, disclosure, product_card
+from bot.responders import OfflineResponder, Responder, TurnContext, disclosure, product_card, with_history_reason
 from bot.settings import Settings
 from bot.store import Store, StoredMessage
 from bot.tools import MAX_RESULTS, SEND_REPLY, ToolBox, ToolInputError, TurnTools, passages_for
@@ -291,7 +291,8 @@ class ClaudeResponder:
             if product is not None and product not in products:
                 products.append(product)
         cards: tuple[ProductCard, ...] = tuple(
-            product_card(p, ctx.constraints, ctx.shop.currency, ctx.filters) for p in products[:MAX_RESULTS]
+            with_history_reason(product_card(p, ctx.constraints, ctx.shop.currency, ctx.filters), ctx, p.id)
+            for p in products[:MAX_RESULTS]
         )
         passages = passages_for(state, _strings(fields.get("source_ids")))
         if not passages and ctx.understanding.intent is Intent.POLICY:

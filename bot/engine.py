@@ -8,9 +8,13 @@
    then follow-ups: consent keywords (STOP/START/HELP), the yes/no consent question and
    reminders ("remind me…", "my reminders", "cancel reminder 2"), see :mod:`bot.consent`
    and :mod:`bot.reminders`;
-4. understanding: intent and declared constraints (:mod:`bot.understanding`);
+4. understanding: intent and declared constraints (:mod:`bot.understanding`), then
+   who the chat is (:mod:`bot.verification`: a WhatsApp number on file, or the one-time
+   code dialog an unverified order question starts); numbered order lookups that are not
+   the customer's are counted and rate-limited (:mod:`bot.order_lookup`);
 5. retrieval from the knowledge base with the constraints as filters;
-6. personalization (:mod:`bot.personalization`);
+6. personalization (:mod:`bot.personalization`), and for a verified customer the
+   re-ranking by prior orders (:mod:`bot.purchase_history`);
 7. the responder's answer (:mod:`bot.responders`);
 8. decisions: escalate, ask a clarifying question, offer a back-in-stock alert.
 
@@ -48,7 +52,7 @@ from bot.personalization import filters_for
 from bot.privacy import erase_customer, export_token
 from bot.purchase_history import PurchaseHistory, load_purchase_history, reasons_by_product, rerank
 from bot.reminders import ReminderDialog
-from bot.responders import OfflineResponder, Responder, TurnContext
+from bot.responders import PURCHASE_REASONS, OfflineResponder, Responder, TurnContext
 from bot.shop import ShopProfile
 from bot.store import Conversation, Store, utc_now
 from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no, is_yes, strip_greeting, understand
@@ -376,7 +380,7 @@ class DialogEngine:
             orders=tuple(orders),
             customer_verified=verified,
             unanswered_streak=int(context.get("unanswered", 0)),
-            extras={"purchase_reasons": purchase_reasons} if purchase_reasons else {},
+            extras={PURCHASE_REASONS: purchase_reasons} if purchase_reasons else {},
         )
         verdict = await self._respond(ctx)
         replies = [*step.replies, *verdict.replies]

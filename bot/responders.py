@@ -28,6 +28,7 @@ from bot.understanding import Intent, PolicyTopic, Understanding
 from kb.models import Hit, Passage, Product, SearchFilters
 
 EXCERPT_CHARS = 420
+PURCHASE_REASONS = "purchase_reasons"  # ctx.extras key: product id -> why it fits the shopper's prior orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +87,10 @@ def product_card(product: Product, constraints: Constraints, currency: str, filt
     )
 
 
-def _with_reason(card: ProductCard, extra: str) -> ProductCard:
-    """The card with a further reason (from the purchase history) after the constraint ones."""
+def with_history_reason(card: ProductCard, ctx: TurnContext, product_id: str) -> ProductCard:
+    """The card with the purchase-history reason for its product (verified customers), after the constraint ones."""
+    reasons = ctx.extras.get(PURCHASE_REASONS)
+    extra = reasons.get(product_id, "") if isinstance(reasons, dict) else ""
     return dataclasses.replace(card, reason=" · ".join(r for r in (card.reason, extra) if r)) if extra else card
 
 
@@ -162,12 +165,7 @@ class OfflineResponder:
         products = [h.product for h in ctx.hits if h.product is not None]
         currency = ctx.shop.currency
         if products:
-            history_reasons = ctx.extras.get("purchase_reasons")
-            found = tuple(
-                _with_reason(product_card(p, ctx.constraints, currency, ctx.filters),
-                             history_reasons.get(p.id, "") if isinstance(history_reasons, dict) else "")
-                for p in products
-            )
+            found = tuple(with_history_reason(product_card(p, ctx.constraints, currency, ctx.filters), ctx, p.id) for p in products)
             text = ngettext("Here is what I found in our catalog:", "Here are {n} options from our catalog:", len(found))
             if any(not card.in_stock for card in found):
                 text += " " + _("Items marked out of stock can't be ordered right now.")

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 import pytest
 
+from bot.claude import ClaudeResponder
 from bot.i18n import use_locale
 from bot.messages import InboundMessage, OutboundMessage, ProductCard
 from bot.order_import import import_orders, parse_orders
@@ -28,7 +29,9 @@ from bot.purchase_history import (
 )
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
+from bot.tools import ToolBox
 from kb.models import Hit, Product, SearchFilters, Variant
+from tests.fakes.anthropic_api import FakeMessagesAPI, reply, tool_call
 from tests.fakes.followups import Clock
 from tests.fakes.notifier import MailboxNotifier
 
@@ -218,3 +221,21 @@ async def test_two_customers_on_two_channels_never_see_each_others_orders_or_the
     stranger = Chat(runtime, clock, "web-stranger", "web")
     for card in await stranger.cards("hiking boots") + await stranger.cards("daypack"):
         assert "bought" not in card.reason and "usual" not in card.reason
+
+
+async def test_claudes_cards_carry_the_same_purchase_reasons(runtime: Runtime, clock: Clock) -> None:
+    await add_orders(runtime, other_customers_orders(CO_PURCHASE_MIN_ORDERS))
+    fake = FakeMessagesAPI([
+        tool_call("search_catalog", {"query": "daypack"}),
+        reply("The Collada 22 is a good match.", product_ids=["BAG-001"]),
+    ])
+    client = fake.client()
+    runtime.engine.responder = ClaudeResponder(client, model="claude-test", max_tokens=512, tools=ToolBox(runtime.index),
+                                               store=runtime.store, turn_timeout=10.0)
+    try:
+        oliver = Chat(runtime, clock, "whatsapp:+15550100002", "twilio")
+        cards = await oliver.cards("daypack")
+    finally:
+        await client.close()
+    assert [c.sku.split("-")[1] for c in cards] == ["001"]
+    assert "goes with the Sierra Mid Waterproof Hiking Boot you bought in October" in cards[0].reason

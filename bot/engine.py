@@ -52,7 +52,7 @@ from bot.personalization import filters_for
 from bot.privacy import erase_customer, export_token
 from bot.purchase_history import PurchaseHistory, load_purchase_history, reasons_by_product, rerank
 from bot.reminders import ReminderDialog
-from bot.responders import PURCHASE_REASONS, OfflineResponder, Responder, TurnContext
+from bot.responders import PURCHASE_REASONS, OfflineResponder, Responder, TurnContext, disclosure
 from bot.shop import ShopProfile
 from bot.store import Conversation, Store, utc_now
 from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no, is_yes, strip_greeting, understand
@@ -316,7 +316,7 @@ class DialogEngine:
         step = await self.verification.handle(inbound, conversation, text, understanding, now)
         conversation = step.conversation
         if step.answered:
-            return list(step.replies), conversation
+            return self._disclosed(list(step.replies), first_turn), conversation
         if step.resume is not None:  # just verified: answer the question asked before
             text = step.resume
             understanding = self._understand(text, locale)
@@ -364,7 +364,7 @@ class DialogEngine:
         if verified and understanding.intent is Intent.ORDER_STATUS and understanding.order_number:
             refusal = await self.order_lookups.check(inbound, understanding.order_number, orders, now)
             if refusal is not None:  # too many numbers that are not theirs: slow the guessing down
-                return refusal, conversation
+                return self._disclosed(refusal, first_turn), conversation
         ctx = TurnContext(
             inbound=inbound,
             conversation=conversation,
@@ -398,6 +398,12 @@ class DialogEngine:
             return [handoff_notice(self.shop, now)], conversation
         products = [h.product for h in (*hits, *near_misses) if h.product is not None]
         return add_alert_buttons(replies, products, filters), conversation
+
+    def _disclosed(self, replies: list[OutboundMessage], first_turn: bool) -> list[OutboundMessage]:
+        """Replies written outside the responder still open a conversation by saying the bot is automated."""
+        if first_turn and replies:
+            replies[0] = dataclasses.replace(replies[0], text=disclosure(self.shop) + " " + replies[0].text)
+        return replies
 
     def _understand(self, text: str, locale: str) -> Understanding:
         if text.startswith("/topic "):

@@ -92,14 +92,17 @@ class IdentityVerification:
         if verified:
             context.pop("verification", None)
             return VerificationStep(conversation)
-        if isinstance(state, dict) and state.get("step") == "code" and CODE.match(text):
-            return await self._check_code(inbound, conversation, "".join(CODE.match(text).groups()), now)  # type: ignore[union-attr]
-        if isinstance(state, dict) and state.get("step") in ("email", "code") and (address := EMAIL.search(text)):
+        step = state.get("step") if isinstance(state, dict) else None
+        if step == "code" and (code := CODE.match(text)):
+            return await self._check_code(inbound, conversation, "".join(code.groups()), now)
+        if step in ("email", "code") and (address := EMAIL.search(text)):
             return await self._issue_code(inbound, conversation, address.group(0), now)
-        if isinstance(state, dict) and state.get("step") == "email":
+        if step == "email":
             context.pop("verification", None)  # not an address: the shopper moved on
+            step = None
         if understanding.intent is Intent.ORDER_STATUS:
-            context["verification"] = {"step": "email", "question": text[:500]}
+            # a code already sent stays typeable; the question asked now is the one answered after verifying
+            context["verification"] = {"step": step or "email", "question": text[:500]}
             return VerificationStep(conversation, (self._offer(),), answered=True)
         return VerificationStep(conversation)
 

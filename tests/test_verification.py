@@ -173,6 +173,22 @@ async def test_the_code_flow_verifies_and_answers_the_first_question(runtime: Ru
     assert stored and all(code not in h for h in stored)  # only a keyed hash is kept
 
 
+async def test_the_offer_opens_a_conversation_by_saying_the_bot_is_automated(runtime: Runtime, clock: Clock) -> None:
+    chat = Chat(runtime, clock, "tg-new")
+    first = await chat.say("where is my order?")
+    assert first.startswith(f"I'm the automated shop assistant of {runtime.shop.name}.") and "6-digit code" in first
+    assert not (await chat.say("where is my order?")).startswith("I'm the automated")
+
+
+async def test_a_code_sent_stays_valid_when_the_shopper_asks_again(runtime: Runtime, clock: Clock, mailbox: MailboxNotifier) -> None:
+    chat = Chat(runtime, clock, "tg-lucia")
+    await chat.say("where is my order?")
+    await chat.say(LUCIA)
+    await chat.say("where is order AF-1011?")  # impatient: asks again before typing the code
+    answer = await chat.say(mailbox.last_code_for(LUCIA))
+    assert "you're verified" in answer and "AF-1011" in answer
+
+
 async def test_an_unknown_address_gets_the_same_answer_and_no_code_works(
     runtime: Runtime, clock: Clock, mailbox: MailboxNotifier
 ) -> None:

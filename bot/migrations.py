@@ -334,7 +334,21 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             external_id  TEXT NOT NULL,
             at           TEXT NOT NULL
         );
-        CREATE INDEX order_lookup_misses_identity ON order_lookup_misses(channel, external_id, at)
+        CREATE INDEX order_lookup_misses_identity ON order_lookup_misses(channel, external_id, at);
+
+        -- one row per catalog product in an order, so "bought together" counts read an index, not every order
+        CREATE TABLE order_items (
+            order_number  TEXT NOT NULL REFERENCES orders(order_number) ON DELETE CASCADE,
+            product_id    TEXT NOT NULL,
+            PRIMARY KEY (order_number, product_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX order_items_product ON order_items(product_id, order_number);
+        INSERT OR IGNORE INTO order_items (order_number, product_id)
+            SELECT o.order_number, json_extract(j.value, '$.product_id') FROM orders o, json_each(o.lines) j
+            WHERE json_extract(j.value, '$.product_id') IS NOT NULL;
+
+        -- orders link to customers by e-mail whatever its case
+        CREATE INDEX customers_email_lower ON customers(lower(email))
         """,
     ),
 )

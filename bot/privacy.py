@@ -43,6 +43,7 @@ TABLES: dict[str, str | None] = {
         "',' || delivery_status.platform_message_id || ',') > 0)"
     ),
     "orders": "customer_id = ?",
+    "order_items": "order_number IN (SELECT order_number FROM orders WHERE customer_id = ?)",
     "escalations": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
     "staff_notes": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
     "audit_log": "target IN (SELECT id FROM conversations WHERE customer_id = ?) OR target = ?",
@@ -71,7 +72,7 @@ TABLES: dict[str, str | None] = {
 # children before parents, so foreign keys never block a delete
 ERASE_ORDER = (
     "delivery_status", "outbox", "inbox", "messages", "escalations", "staff_notes", "audit_log",
-    "followups", "subscriptions", "conversions", "verification_codes", "order_lookup_misses", "orders",
+    "followups", "subscriptions", "conversions", "verification_codes", "order_lookup_misses", "order_items", "orders",
     "conversations", "identities", "customers",
 )
 

@@ -130,16 +130,15 @@ async def _co_purchases(store: Store, customer_id: str, mine: dict[str, Purchase
     if not mine:
         return {}
     query = (
-        "SELECT json_extract(b.value, '$.product_id') AS other, json_extract(a.value, '$.product_id') AS mine, "
-        "COUNT(DISTINCT o.order_number) AS n "
-        "FROM orders o, json_each(o.lines) a, json_each(o.lines) b "
-        "WHERE (o.customer_id IS NULL OR o.customer_id != ?) AND o.status != 'cancelled' "
-        "AND json_extract(a.value, '$.product_id') IN (SELECT value FROM json_each(?)) "
-        "AND json_extract(b.value, '$.product_id') IS NOT NULL "
-        "AND json_extract(b.value, '$.product_id') != json_extract(a.value, '$.product_id') "
+        "SELECT b.product_id AS other, a.product_id AS mine, COUNT(*) AS n "
+        "FROM order_items a "
+        "JOIN orders o ON o.order_number = a.order_number "
+        "JOIN order_items b ON b.order_number = a.order_number AND b.product_id != a.product_id "
+        "WHERE a.product_id IN (SELECT value FROM json_each(?)) "
+        "AND (o.customer_id IS NULL OR o.customer_id != ?) AND o.status != 'cancelled' "
         "GROUP BY other, mine HAVING n >= ? ORDER BY n DESC, other, mine"
     )
-    async with store.db.execute(query, (customer_id, json.dumps(sorted(mine)), CO_PURCHASE_MIN_ORDERS)) as cur:
+    async with store.db.execute(query, (json.dumps(sorted(mine)), customer_id, CO_PURCHASE_MIN_ORDERS)) as cur:
         rows = await cur.fetchall()
     pairs: dict[str, CoPurchase] = {}
     for row in rows:

@@ -402,7 +402,7 @@ class Store:
     async def customer_by_email(self, email: str) -> str | None:
         """The id of the customer with this e-mail address (case-insensitive), or None."""
         async with self.db.execute(
-            "SELECT id FROM customers WHERE lower(email) = lower(?) ORDER BY created_at, id LIMIT 1", (email.strip(),)
+            "SELECT id FROM customers WHERE lower(email) = ? ORDER BY created_at, id LIMIT 1", (email.strip().lower(),)
         ) as cur:
             row = await cur.fetchone()
         return str(row["id"]) if row else None
@@ -713,6 +713,11 @@ async def write_orders(db: aiosqlite.Connection, orders: Iterable[Order]) -> int
             "total = excluded.total, tracking_url = excluded.tracking_url, created_at = excluded.created_at, "
             "lines = excluded.lines",
             (o.order_number, o.customer_id, o.status, o.currency, str(o.total), o.tracking_url, o.created_at.isoformat(), lines),
+        )
+        await db.execute("DELETE FROM order_items WHERE order_number = ?", (o.order_number,))
+        await db.executemany(
+            "INSERT OR IGNORE INTO order_items (order_number, product_id) VALUES (?, ?)",
+            [(o.order_number, ln.product_id) for ln in o.lines if ln.product_id],
         )
         count += 1
     return count

@@ -242,3 +242,29 @@ def test_a_bad_body_is_a_422_with_a_message_and_stores_nothing(
 def test_an_unknown_format_is_a_422(admin: TestClient) -> None:
     status, answer = post(admin, json.dumps([ORDER]).encode(), query="?format=xml")
     assert status == 422 and "format" in str(answer["error"])
+
+
+async def test_order_items_follow_their_order_through_updates_and_erasure(kb: tuple[Store, SQLiteIndex], data_dir: Path) -> None:
+    from bot.privacy import erase_customer
+
+    store, index = kb
+
+    def items() -> set[tuple[str, str]]:
+        with sqlite3.connect(data_dir / "shopkeeper.db") as db:
+            return {(r[0], r[1]) for r in db.execute("SELECT order_number, product_id FROM order_items WHERE order_number LIKE 'W-%'")}
+
+    def feed(*skus: str) -> str:
+        lines = [{"sku": sku, "title": sku, "quantity": 1, "unit_price": "10"} for sku in skus]
+        return json.dumps([{"order_number": "W-1", "email": "w@example.org", "created_at": "2026-05-01T10:00:00+02:00", "lines": lines}])
+
+    async def send(*skus: str) -> None:
+        await import_orders(store, index, parse_orders(feed(*skus), name="w.json"), source="w", default_currency="EUR")
+
+    await send("HIK-001-40-BRN", "BAG-001-GRN")
+    assert items() == {("W-1", "HIK-001"), ("W-1", "BAG-001")}
+    await send("SOC-001-3942-GRY")
+    assert items() == {("W-1", "SOC-001")}
+    customer = orders_in(data_dir)["W-1"][0]
+    assert customer is not None
+    await erase_customer(store, customer)
+    assert items() == set() and "W-1" not in orders_in(data_dir)

@@ -336,15 +336,19 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         CREATE INDEX order_lookup_misses_identity ON order_lookup_misses(channel, external_id, at);
 
-        -- one row per catalog product in an order, so "bought together" counts read an index, not every order
+        -- one row per catalog product in an order (its customer and status copied), so "bought together"
+        -- counts read one covering index instead of every order's JSON
         CREATE TABLE order_items (
             order_number  TEXT NOT NULL REFERENCES orders(order_number) ON DELETE CASCADE,
             product_id    TEXT NOT NULL,
+            customer_id   TEXT,
+            status        TEXT NOT NULL,
             PRIMARY KEY (order_number, product_id)
         ) WITHOUT ROWID;
-        CREATE INDEX order_items_product ON order_items(product_id, order_number);
-        INSERT OR IGNORE INTO order_items (order_number, product_id)
-            SELECT o.order_number, json_extract(j.value, '$.product_id') FROM orders o, json_each(o.lines) j
+        CREATE INDEX order_items_product ON order_items(product_id, order_number, customer_id, status);
+        INSERT OR IGNORE INTO order_items (order_number, product_id, customer_id, status)
+            SELECT o.order_number, json_extract(j.value, '$.product_id'), o.customer_id, o.status
+            FROM orders o, json_each(o.lines) j
             WHERE json_extract(j.value, '$.product_id') IS NOT NULL;
 
         -- orders link to customers by e-mail whatever its case

@@ -43,7 +43,7 @@ TABLES: dict[str, str | None] = {
         "',' || delivery_status.platform_message_id || ',') > 0)"
     ),
     "orders": "customer_id = ?",
-    "order_items": "order_number IN (SELECT order_number FROM orders WHERE customer_id = ?)",
+    "order_items": "customer_id = ?",
     "escalations": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
     "staff_notes": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
     "audit_log": "target IN (SELECT id FROM conversations WHERE customer_id = ?) OR target = ?",

@@ -132,10 +132,9 @@ async def _co_purchases(store: Store, customer_id: str, mine: dict[str, Purchase
     query = (
         "SELECT b.product_id AS other, a.product_id AS mine, COUNT(*) AS n "
         "FROM order_items a "
-        "JOIN orders o ON o.order_number = a.order_number "
         "JOIN order_items b ON b.order_number = a.order_number AND b.product_id != a.product_id "
         "WHERE a.product_id IN (SELECT value FROM json_each(?)) "
-        "AND (o.customer_id IS NULL OR o.customer_id != ?) AND o.status != 'cancelled' "
+        "AND (a.customer_id IS NULL OR a.customer_id != ?) AND a.status != 'cancelled' "
         "GROUP BY other, mine HAVING n >= ? ORDER BY n DESC, other, mine"
     )
     async with store.db.execute(query, (json.dumps(sorted(mine)), customer_id, CO_PURCHASE_MIN_ORDERS)) as cur:

@@ -716,8 +716,8 @@ async def write_orders(db: aiosqlite.Connection, orders: Iterable[Order]) -> int
         )
         await db.execute("DELETE FROM order_items WHERE order_number = ?", (o.order_number,))
         await db.executemany(
-            "INSERT OR IGNORE INTO order_items (order_number, product_id) VALUES (?, ?)",
-            [(o.order_number, ln.product_id) for ln in o.lines if ln.product_id],
+            "INSERT OR IGNORE INTO order_items (order_number, product_id, customer_id, status) VALUES (?, ?, ?, ?)",
+            [(o.order_number, ln.product_id, o.customer_id, o.status) for ln in o.lines if ln.product_id],
         )
         count += 1
     return count

@@ -57,7 +57,7 @@ from bot.metrics import Metrics
 from bot.profile import ProfileDialog
 from bot.prompting import language_name, passage_data, product_data, store_policies_block, strip_invisible, system_prompt, tagged
 from bot.reminders import ReminderDialog
-from bot.responders import OfflineResponder, Responder, TurnContext, disclosure, product_card
+from bot.responders import OfflineResponder, Responder, TurnContext, disclosure, product_card, with_history_reason
 from bot.settings import Settings
 from bot.shop import ShopProfile
 from bot.store import Store, StoredMessage
@@ -319,7 +319,8 @@ class ClaudeResponder:
             if product is not None and product not in products:
                 products.append(product)
         cards: tuple[ProductCard, ...] = tuple(
-            product_card(p, ctx.constraints, ctx.shop.currency, ctx.filters) for p in products[:MAX_RESULTS]
+            with_history_reason(product_card(p, ctx.constraints, ctx.shop.currency, ctx.filters), ctx, p.id)
+            for p in products[:MAX_RESULTS]
         )
         passages = passages_for(state, _strings(fields.get("source_ids")))
         if not passages and ctx.understanding.intent is Intent.POLICY:

@@ -5,6 +5,7 @@
     shopkeeper chat [--json] [--user ID] [--locale L] [--no-demo]
     shopkeeper ingest PATH [--format F]
     shopkeeper inventory set SKU QTY
+    shopkeeper orders import PATH [--format shopify|json|csv]
     shopkeeper migrate
     shopkeeper backup DIR
     shopkeeper customer export|erase ID|PHONE|EMAIL [--output F] [--yes]
@@ -70,6 +71,12 @@ def _parser() -> argparse.ArgumentParser:
     stock = inventory_sub.add_parser("set", help="set a SKU's stock (0 → more records a back-in-stock event)")
     stock.add_argument("sku")
     stock.add_argument("qty", type=_quantity, metavar="QTY")
+
+    orders = sub.add_parser("orders", help="prior orders (linked to customers by e-mail or phone)")
+    orders_sub = orders.add_subparsers(dest="action", required=True)
+    orders_import = orders_sub.add_parser("import", help="import an order export (Shopify order CSV, JSON or CSV)")
+    orders_import.add_argument("path", type=Path)
+    orders_import.add_argument("--format", choices=("shopify", "json", "csv"), help="detected when omitted")
 
     sub.add_parser("migrate", help="create or upgrade the database and index, then exit")
 
@@ -138,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"shopkeeper: {exc}", file=sys.stderr)
         return 2
     # a person at a terminal reads plain lines; servers write JSON for the log pipeline
-    _configure_logging(settings, json_format=args.command not in {"chat", "ingest", "eval", "locales", "migrate"})
+    _configure_logging(settings, json_format=args.command not in {"chat", "ingest", "orders", "eval", "locales", "migrate"})
 
     if args.command == "serve":
         return _serve(settings, scheduler=not args.no_scheduler)
@@ -153,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_ingest(settings, args.path, args.format))
     if args.command == "inventory" and args.action == "set":
         return asyncio.run(_inventory_set(settings, args.sku, args.qty))
+    if args.command == "orders" and args.action == "import":
+        if not args.path.is_file():
+            print(f"shopkeeper: {args.path}: no such file", file=sys.stderr)
+            return 2
+        return asyncio.run(_orders_import(settings, args.path, args.format))
     if args.command == "migrate":
         return asyncio.run(_migrate(settings))
     if args.command == "staff":
@@ -216,12 +228,15 @@ async def _worker(settings: Settings) -> int:
 
 
 async def _chat(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.notifiers import LogNotifier
     from bot.runtime import open_runtime
     from channels.terminal import run_chat
 
     if args.json:
         logging.getLogger().setLevel(logging.WARNING)  # keep stdout/stderr quiet for scripts
-    async with open_runtime(settings) as runtime:
+    # the demo sends no e-mail: the one-time code a shopper asks for is shown here, on stderr
+    notifier = LogNotifier(echo=lambda line: print(line, file=sys.stderr))
+    async with open_runtime(settings, notifier=notifier) as runtime:
         await run_chat(runtime, user_id=args.user, json_mode=args.json, stdin=sys.stdin, stdout=sys.stdout, locale=args.locale)
     return 0
 
@@ -273,6 +288,36 @@ async def _ingest(settings: Settings, path: Path, fmt: str | None) -> int:
         f"{path}: {report.products} products, {report.passages} passages "
         f"({stats.added} added, {stats.updated} updated, {stats.unchanged} unchanged, {stats.removed} removed), "
         f"{len(report.errors)} rows rejected"
+    )
+    return 1 if report.errors else 0
+
+
+async def _orders_import(settings: Settings, path: Path, fmt: str | None) -> int:
+    from bot.order_import import import_orders, read_orders
+    from bot.runtime import build_index
+    from bot.shop import ShopProfile
+    from bot.store import Store
+    from kb.index import IndexUnavailableError, WeaviateIndexError
+
+    shop = ShopProfile.load(settings)
+    try:
+        parsed = await asyncio.to_thread(read_orders, path, fmt, timezone=shop.timezone)
+        async with Store(settings.database_path) as store, build_index(settings) as index:
+            report = await import_orders(
+                store, index, parsed, source=str(path), default_currency=shop.currency, progress=ProgressBar(str(path))
+            )
+    except ValueError as exc:  # IngestError (the file is unusable) or an unknown format name
+        print(f"shopkeeper: {exc}", file=sys.stderr)
+        return 2
+    except (IndexUnavailableError, WeaviateIndexError) as exc:
+        print(f"shopkeeper: {exc}", file=sys.stderr)
+        return 3
+    for error in report.errors:
+        print(f"{error.file}:{error.line}: {error.reason}", file=sys.stderr)
+    print(
+        f"{path}: {report.orders} orders imported ({report.customers_created} new customers, "
+        f"{report.unlinked} without e-mail or phone, {report.unknown_skus} lines with a SKU not in the catalog), "
+        f"{len(report.errors)} rejected"
     )
     return 1 if report.errors else 0
 

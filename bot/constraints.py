@@ -164,9 +164,9 @@ class Constraints:
         """Fold this message's constraints into those remembered from earlier turns.
 
         A correction replaces every field it mentions (the whole budget, the size list,
-        a colour list...), except dietary needs and allergies, which only ever add up. Otherwise new inclusions and exclusions are added to the
-        previous ones, and an item newly excluded leaves the matching inclusion list
-        (and vice versa); a new budget bound replaces only that bound. Scalar fields
+        a colour list...), except dietary needs and allergies, which only ever add up.
+        Otherwise new inclusions and exclusions are added to the previous ones, and an
+        item newly excluded leaves the matching inclusion list (and vice versa); a new budget bound replaces only that bound. Scalar fields
         (deadline, recipient, occasion, quantity) are replaced when the new message
         states them; a budget without a currency keeps the previous currency.
         Unmentioned fields keep their values; ``is_correction`` is the new message's.

@@ -18,9 +18,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from bot.phones import to_e164
 from bot.store import Customer, Order, OrderLine, Store
 from kb.index import BaseIndex, UpsertStats
 from kb.ingest import ParseResult, parse
+from kb.inventory import product_for_sku
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +64,15 @@ async def load_demo(store: Store, index: BaseIndex, data_dir: Path, demo_dir: Pa
 
     await store.upsert_customers(
         Customer(
-            id=c["id"], name=c.get("name"), email=c.get("email"), phone=c.get("phone"), locale=c.get("locale")
+            id=c["id"], name=c.get("name"), email=c.get("email"), phone=to_e164(c.get("phone")), locale=c.get("locale")
         )
         for c in customers
     )
+    # order lines carry their catalog product, for purchase history and co-purchase counts
+    product_ids: dict[str, str | None] = {}
+    for sku in sorted({ln["sku"] for o in orders for ln in o["lines"]}):
+        product = await product_for_sku(index, sku)
+        product_ids[sku] = product.id if product is not None else None
     await store.upsert_orders(
         Order(
             order_number=o["order_number"],
@@ -76,7 +83,8 @@ async def load_demo(store: Store, index: BaseIndex, data_dir: Path, demo_dir: Pa
             tracking_url=o.get("tracking_url"),
             created_at=datetime.fromisoformat(o["created_at"]),
             lines=tuple(
-                OrderLine(ln["sku"], ln["title"], int(ln["quantity"]), Decimal(str(ln["unit_price"]))) for ln in o["lines"]
+                OrderLine(ln["sku"], ln["title"], int(ln["quantity"]), Decimal(str(ln["unit_price"])), product_ids[ln["sku"]])
+                for ln in o["lines"]
             ),
         )
         for o in orders

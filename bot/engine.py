@@ -10,9 +10,13 @@
    and :mod:`bot.reminders`; the shopper's profile: kept sizes and allergies merged in when
    a conversation starts, "what do you know about me?", "forget my size" and the answer to
    "shall I remember?", see :mod:`bot.profile`;
-4. understanding: intent and declared constraints (:mod:`bot.understanding`);
+4. understanding: intent and declared constraints (:mod:`bot.understanding`), then
+   who the chat is (:mod:`bot.verification`: a WhatsApp number on file, or the one-time
+   code dialog an unverified order question starts); numbered order lookups that are not
+   the customer's are counted and rate-limited (:mod:`bot.order_lookup`);
 5. retrieval from the knowledge base with the constraints as filters;
-6. personalization (:mod:`bot.personalization`);
+6. personalization (:mod:`bot.personalization`), and for a verified customer the
+   re-ranking by prior orders (:mod:`bot.purchase_history`);
 7. the responder's answer (:mod:`bot.responders`);
 8. decisions: escalate, ask a clarifying question, offer a back-in-stock alert.
 
@@ -45,15 +49,19 @@ from bot.locale_choice import LANGUAGE_COMMAND, choose_locale, explicit_language
 from bot.logs import conversation_id
 from bot.messages import Button, InboundMessage, OutboundMessage, Source
 from bot.metrics import Metrics
+from bot.notifiers import BaseNotifier, LogNotifier
+from bot.order_lookup import OrderLookupGuard
 from bot.personalization import filters_for
 from bot.privacy import erase_customer, export_token
 from bot.profile import ProfileDialog
+from bot.purchase_history import PurchaseHistory, load_purchase_history, reasons_by_product, rerank
 from bot.reminders import PENDING_KEY as REMINDER_PENDING_KEY
 from bot.reminders import ReminderDialog
-from bot.responders import OfflineResponder, Responder, TurnContext
+from bot.responders import PURCHASE_REASONS, OfflineResponder, Responder, TurnContext, disclosure
 from bot.shop import ShopProfile
 from bot.store import Conversation, Store, utc_now
 from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no, is_yes, strip_greeting, understand
+from bot.verification import IdentityVerification
 from jobs.followups import FollowUpPolicy
 from kb.index import BaseIndex
 from kb.models import Hit, SearchFilters
@@ -154,6 +162,7 @@ class DialogEngine:
         public_url: str = "",
         followup_policy: FollowUpPolicy | None = None,
         constraint_extractor: ConstraintExtractor | None = None,
+        notifier: BaseNotifier | None = None,
     ) -> None:
         self.secret = secret or secrets.token_bytes(32)
         self.public_url = public_url.rstrip("/")
@@ -172,6 +181,8 @@ class DialogEngine:
         self.consent = ConsentDialog(store, index, shop)
         self.reminders = ReminderDialog(store, index, shop, followup_policy or FollowUpPolicy())
         self.profile = ProfileDialog(store)
+        self.verification = IdentityVerification(store, shop, notifier or LogNotifier(), self.secret)
+        self.order_lookups = OrderLookupGuard(store)
 
     async def handle(
         self, inbound: InboundMessage, *, inbox_id: int | None = None, via_outbox: bool = False
@@ -325,6 +336,15 @@ class DialogEngine:
             return privacy, conversation
 
         understanding = await self._understand_with_model(text, locale)
+        # whose chat is this: a verified WhatsApp number, or the one-time code dialog (bot/verification.py)
+        step = await self.verification.handle(inbound, conversation, text, understanding, now)
+        conversation = step.conversation
+        if step.answered:
+            return self._disclosed(list(step.replies), first_turn), conversation
+        if step.resume is not None:  # just verified: answer the question asked before
+            text = step.resume
+            understanding = await self._understand_with_model(text, locale)
+        verified = await self.store.is_verified(inbound.channel, inbound.sender_id)  # the step may have verified it
         context["last_intent"] = understanding.intent.value
         previous = constraints_from_dict(context["constraints"]) if context.get("constraints") else None
         constraints = understanding.constraints.merged_into(previous) if previous else understanding.constraints
@@ -346,11 +366,19 @@ class DialogEngine:
         filters = filters_for(constraints, lang=locale)
         hits: list[Hit] = []
         near_misses: list[Hit] = []
+        purchase_reasons: dict[str, str] = {}
         if understanding.intent is Intent.PRODUCT_SEARCH:
             query, in_stock_only = self._product_query(text, understanding, context, locale)
             if in_stock_only:
                 filters = dataclasses.replace(filters, in_stock_only=True)
-            hits = await self.index.search(query, filters, k=self.results, kinds=("product",))
+            # prior orders re-rank what the hard filters let through (verified customers only)
+            history = await load_purchase_history(self.store, self.index, conversation.customer_id) if verified else PurchaseHistory()
+            pool = self.results * 3 if not history.is_empty() else self.results
+            hits = await self.index.search(query, filters, k=pool, kinds=("product",))
+            if not history.is_empty():
+                suggestions = rerank(hits, history, now)[: self.results]
+                hits = [s.hit for s in suggestions]
+                purchase_reasons = reasons_by_product(suggestions)
             if not hits and not filters.is_empty():
                 # the closest options may break the budget, size or stock, never an allergy or a dietary need
                 never_relaxed = SearchFilters(exclude_allergens=filters.exclude_allergens, dietary=filters.dietary)
@@ -362,6 +390,10 @@ class DialogEngine:
             hits = await self.index.search(query, SearchFilters(lang=locale), k=3, kinds=("passage",))
 
         orders = await self.store.orders_for(conversation.customer_id) if verified else []
+        if verified and understanding.intent is Intent.ORDER_STATUS and understanding.order_number:
+            refusal = await self.order_lookups.check(inbound, understanding.order_number, orders, now)
+            if refusal is not None:  # too many numbers that are not theirs: slow the guessing down
+                return self._disclosed(refusal, first_turn), conversation
         ctx = TurnContext(
             inbound=inbound,
             conversation=conversation,
@@ -377,11 +409,11 @@ class DialogEngine:
             orders=tuple(orders),
             customer_verified=verified,
             unanswered_streak=int(context.get("unanswered", 0)),
-            extras={NOTICES: notices},
+            extras={NOTICES: notices, PURCHASE_REASONS: purchase_reasons},
         )
         verdict = await self._respond(ctx)
         # a tool's question or confirmation goes out whatever became of the draft it came with
-        replies = [*verdict.replies, *notices]
+        replies = [*step.replies, *verdict.replies, *notices]
         if verdict.escalation is not None:  # the responder handed off, or no reply passed the guardrail
             context.pop(CONSENT_PENDING_KEY, None)
             conversation = escalate(conversation, verdict.escalation, now, detail=verdict.detail)
@@ -417,6 +449,12 @@ class DialogEngine:
         if intent is Intent.UNKNOWN and not constraints.is_empty():
             intent = Intent.PRODUCT_SEARCH
         return dataclasses.replace(understanding, intent=intent, constraints=constraints)
+
+    def _disclosed(self, replies: list[OutboundMessage], first_turn: bool) -> list[OutboundMessage]:
+        """Replies written outside the responder still open a conversation by saying the bot is automated."""
+        if first_turn and replies:
+            replies[0] = dataclasses.replace(replies[0], text=disclosure(self.shop) + " " + replies[0].text)
+        return replies
 
     def _understand(self, text: str, locale: str) -> Understanding:
         if text.startswith("/topic "):

@@ -18,7 +18,7 @@ from decimal import Decimal
 from functools import cache
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_skeleton
 from babel.lists import format_list
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -94,6 +94,13 @@ def format_price(amount: Decimal, currency: str) -> str:
 
 def format_day(value: date | datetime) -> str:
     return format_date(value, format="long", locale=current_locale())
+
+
+def format_month(value: date | datetime, *, with_year: bool = False) -> str:
+    """A month as a shopper says it: "March", "marzo", "März"; with the year when it is not this one."""
+    if with_year:
+        return format_skeleton("yMMMM", value, locale=current_locale())
+    return format_date(value, format="LLLL", locale=current_locale())
 
 
 def format_moment(value: datetime, timezone: str) -> str:

@@ -308,6 +308,54 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (
+        6,
+        """
+        -- prior orders and identity verification (bot/verification.py, bot/order_lookup.py)
+
+        -- one-time codes sent by e-mail to link a chat to a customer (only a keyed hash of the code is kept)
+        -- customer_id is NULL when the address matched no customer (nothing was sent, the chat is told the same).
+        CREATE TABLE verification_codes (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel      TEXT NOT NULL,
+            external_id  TEXT NOT NULL,
+            customer_id  TEXT REFERENCES customers(id) ON DELETE CASCADE,
+            code_hash    TEXT NOT NULL,
+            attempts     INTEGER NOT NULL DEFAULT 0,
+            created_at   TEXT NOT NULL,
+            expires_at   TEXT NOT NULL,
+            used_at      TEXT
+        );
+        CREATE INDEX verification_codes_identity ON verification_codes(channel, external_id, id);
+
+        -- order numbers a chat asked about that were not its customer's (guessing is rate-limited)
+        CREATE TABLE order_lookup_misses (
+            id           INTEGER PRIMARY KEY AUTOINCREMENT,
+            channel      TEXT NOT NULL,
+            external_id  TEXT NOT NULL,
+            at           TEXT NOT NULL
+        );
+        CREATE INDEX order_lookup_misses_identity ON order_lookup_misses(channel, external_id, at);
+
+        -- one row per catalog product in an order (its customer and status copied), so "bought together"
+        -- counts read one covering index instead of every order's JSON
+        CREATE TABLE order_items (
+            order_number  TEXT NOT NULL REFERENCES orders(order_number) ON DELETE CASCADE,
+            product_id    TEXT NOT NULL,
+            customer_id   TEXT,
+            status        TEXT NOT NULL,
+            PRIMARY KEY (order_number, product_id)
+        ) WITHOUT ROWID;
+        CREATE INDEX order_items_product ON order_items(product_id, order_number, customer_id, status);
+        INSERT OR IGNORE INTO order_items (order_number, product_id, customer_id, status)
+            SELECT o.order_number, json_extract(j.value, '$.product_id'), o.customer_id, o.status
+            FROM orders o, json_each(o.lines) j
+            WHERE json_extract(j.value, '$.product_id') IS NOT NULL;
+
+        -- orders link to customers by e-mail whatever its case
+        CREATE INDEX customers_email_lower ON customers(lower(email))
+        """,
+    ),
+    (
         7,
         """
         -- shopper profiles (bot/profile.py): what a shopper allowed us to keep across conversations

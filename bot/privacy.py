@@ -57,6 +57,7 @@ TABLES: dict[str, str | None] = {
         "',' || delivery_status.platform_message_id || ',') > 0)"
     ),
     "orders": "customer_id = ?",
+    "order_items": "customer_id = ?",
     "escalations": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
     "staff_notes": "conversation_id IN (SELECT id FROM conversations WHERE customer_id = ?)",
     "audit_log": "target IN (SELECT id FROM conversations WHERE customer_id = ?) OR target = ?",
@@ -66,6 +67,14 @@ TABLES: dict[str, str | None] = {
     "conversions": "customer_id = ?",
     "profile_facts": "customer_id = ?",
     "profile_consents": "customer_id = ?",
+    "verification_codes": (
+        "customer_id = ? OR EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = ? "
+        "AND i.channel = verification_codes.channel AND i.external_id = verification_codes.external_id)"
+    ),
+    "order_lookup_misses": (
+        "EXISTS (SELECT 1 FROM identities i WHERE i.customer_id = ? "
+        "AND i.channel = order_lookup_misses.channel AND i.external_id = order_lookup_misses.external_id)"
+    ),
     # no shopper data in these
     "schema_migrations": None,
     "sqlite_sequence": None,
@@ -80,7 +89,8 @@ TABLES: dict[str, str | None] = {
 # (a newer one) is erased before all of these, as new tables hang off customers and conversations
 ERASE_ORDER = (
     "delivery_status", "outbox", "inbox", "messages", "escalations", "staff_notes", "audit_log",
-    "followups", "subscriptions", "conversions", "profile_facts", "profile_consents", "orders", "conversations", "identities", "customers",
+    "followups", "subscriptions", "conversions", "profile_facts", "profile_consents", "verification_codes",
+    "order_lookup_misses", "order_items", "orders", "conversations", "identities", "customers",
 )
 
 

@@ -11,6 +11,7 @@ model-backed responder.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -19,6 +20,7 @@ from typing import Protocol
 from bot.constraints import Constraints
 from bot.i18n import _, format_price, ngettext
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard, Source
+from bot.order_lookup import order_key
 from bot.personalization import broken_constraints, fit_reason
 from bot.shop import ShopProfile
 from bot.store import Conversation, Order
@@ -26,6 +28,7 @@ from bot.understanding import Intent, PolicyTopic, Understanding
 from kb.models import Hit, Passage, Product, SearchFilters
 
 EXCERPT_CHARS = 420
+PURCHASE_REASONS = "purchase_reasons"  # ctx.extras key: product id -> why it fits the shopper's prior orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,13 @@ def product_card(product: Product, constraints: Constraints, currency: str, filt
         price_text=format_price(variant.price, currency),
         reason=fit_reason(product, constraints, currency),
     )
+
+
+def with_history_reason(card: ProductCard, ctx: TurnContext, product_id: str) -> ProductCard:
+    """The card with the purchase-history reason for its product (verified customers), after the constraint ones."""
+    reasons = ctx.extras.get(PURCHASE_REASONS)
+    extra = reasons.get(product_id, "") if isinstance(reasons, dict) else ""
+    return dataclasses.replace(card, reason=" · ".join(r for r in (card.reason, extra) if r)) if extra else card
 
 
 def excerpt(passage: Passage, limit: int = EXCERPT_CHARS) -> str:
@@ -156,7 +166,7 @@ class OfflineResponder:
         products = [h.product for h in ctx.hits if h.product is not None]
         currency = ctx.shop.currency
         if products:
-            found = tuple(product_card(p, ctx.constraints, currency, ctx.filters) for p in products)
+            found = tuple(with_history_reason(product_card(p, ctx.constraints, currency, ctx.filters), ctx, p.id) for p in products)
             text = ngettext("Here is what I found in our catalog:", "Here are {n} options from our catalog:", len(found))
             if any(not card.in_stock for card in found):
                 text += " " + _("Items marked out of stock can't be ordered right now.")
@@ -211,7 +221,7 @@ class OfflineResponder:
         orders = list(ctx.orders)
         wanted = ctx.understanding.order_number
         if wanted:
-            orders = [o for o in orders if o.order_number == wanted]
+            orders = [o for o in orders if order_key(o.order_number) == order_key(wanted)]
             if not orders:
                 return [OutboundMessage(text=_("I can't find an order with that number on your account."))]
         if not orders:

@@ -19,6 +19,7 @@ from bot.demo import load_demo
 from bot.engine import DialogEngine
 from bot.events import EventBus
 from bot.metrics import Metrics
+from bot.notifiers import BaseNotifier
 from bot.outbox import OutboxSender
 from bot.privacy import load_secret
 from bot.responders import Responder
@@ -72,8 +73,13 @@ def build_index(settings: Settings) -> BaseIndex:
 
 
 @asynccontextmanager
-async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIterator[Runtime]:
-    """Open the store and index (loading the demo store on first start), build the engine."""
+async def open_runtime(
+    settings: Settings, *, clock: Clock = utc_now, notifier: BaseNotifier | None = None
+) -> AsyncIterator[Runtime]:
+    """Open the store and index (loading the demo store on first start), build the engine.
+
+    ``notifier`` sends the verification codes (default: :class:`bot.notifiers.LogNotifier`).
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_path, clock=clock)
     index = build_index(settings)
@@ -112,6 +118,7 @@ async def open_runtime(settings: Settings, *, clock: Clock = utc_now) -> AsyncIt
                     brands=await index.brands(), events=events, responder=responder, metrics=metrics,
                     secret=await asyncio.to_thread(load_secret, settings.data_dir), public_url=settings.public_url or "",
                     followup_policy=FollowUpPolicy.from_settings(settings), constraint_extractor=extractor,
+                    notifier=notifier,
                 )
                 for channel in channels.values():
                     await channel.open()

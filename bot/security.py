@@ -37,7 +37,7 @@ DOCS_CSP = (
 )
 DEFAULT_CSP = b"default-src 'self'; img-src 'self' https: data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
 MAX_BODY_BYTES = 1_000_000
-SIGNED_ROUTES = frozenset({"/api/catalog", "/api/inventory"})
+SIGNED_ROUTES = frozenset({"/api/catalog", "/api/inventory", "/api/orders"})
 SIGNED_ROUTE_MAX_BODY = 50_000_000
 
 

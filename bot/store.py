@@ -43,6 +43,10 @@ FOLLOWUP_KINDS = ("reminder", "back_in_stock")
 FOLLOWUP_STATUSES = ("pending", "queued", "sending", "sent", "maybe_sent", "failed", "blocked", "cancelled")
 
 
+# tables whose rows belong to a customer and move with a chat identity that gets linked to another one
+_CUSTOMER_OWNED = ("consents", "subscriptions", "followups", "profile_consents", "profile_facts")
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -111,6 +115,7 @@ class OrderLine:
     title: str
     quantity: int
     unit_price: Decimal
+    product_id: str | None = None  # the catalog product, when the SKU was known at import
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +398,9 @@ class Store:
                 async with db.execute("SELECT COUNT(*) FROM identities WHERE customer_id = ?", (previous,)) as cur:
                     remaining = await cur.fetchone()
                 if remaining is not None and remaining[0] == 0:
+                    # what the stand-in customer held follows the chat (a duplicate of a row the customer has is dropped)
+                    for table in _CUSTOMER_OWNED:
+                        await db.execute(f"UPDATE OR IGNORE {table} SET customer_id = ? WHERE customer_id = ?", (customer_id, previous))  # noqa: S608
                     await db.execute("DELETE FROM customers WHERE id = ? AND email IS NULL AND phone IS NULL", (previous,))
 
     async def is_verified(self, channel: str, external_id: str) -> bool:
@@ -402,6 +410,22 @@ class Store:
         ) as cur:
             row = await cur.fetchone()
         return bool(row and row["verified"])
+
+    async def customer_by_email(self, email: str) -> str | None:
+        """The id of the customer with this e-mail address (case-insensitive), or None."""
+        async with self.db.execute(
+            "SELECT id FROM customers WHERE lower(email) = ? ORDER BY created_at, id LIMIT 1", (email.strip().lower(),)
+        ) as cur:
+            row = await cur.fetchone()
+        return str(row["id"]) if row else None
+
+    async def customer_by_phone(self, phone_e164: str) -> str | None:
+        """The id of the customer whose phone is this E.164 number, or None."""
+        async with self.db.execute(
+            "SELECT id FROM customers WHERE phone = ? ORDER BY created_at, id LIMIT 1", (phone_e164,)
+        ) as cur:
+            row = await cur.fetchone()
+        return str(row["id"]) if row else None
 
     async def get_customer(self, customer_id: str) -> Customer | None:
         async with self.db.execute("SELECT * FROM customers WHERE id = ?", (customer_id,)) as cur:
@@ -677,21 +701,8 @@ class Store:
         return count
 
     async def upsert_orders(self, orders: Iterable[Order]) -> int:
-        count = 0
         async with self.transaction() as db:
-            for o in orders:
-                lines = json.dumps(
-                    [{"sku": ln.sku, "title": ln.title, "quantity": ln.quantity, "unit_price": str(ln.unit_price)} for ln in o.lines]
-                )
-                await db.execute(
-                    "INSERT INTO orders (order_number, customer_id, status, currency, total, tracking_url, created_at, lines) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_number) DO UPDATE SET "
-                    "customer_id = excluded.customer_id, status = excluded.status, currency = excluded.currency, "
-                    "total = excluded.total, tracking_url = excluded.tracking_url, lines = excluded.lines",
-                    (o.order_number, o.customer_id, o.status, o.currency, str(o.total), o.tracking_url, o.created_at.isoformat(), lines),
-                )
-                count += 1
-        return count
+            return await write_orders(db, orders)
 
     async def orders_for(self, customer_id: str) -> list[Order]:
         async with self.db.execute(
@@ -734,6 +745,34 @@ def _gauge_counts(path: Path) -> _GaugeCounts:
     return _GaugeCounts(conversations, followups, delivered)
 
 
+async def write_orders(db: aiosqlite.Connection, orders: Iterable[Order]) -> int:
+    """Insert or update orders by number inside the caller's transaction; returns how many."""
+    count = 0
+    for o in orders:
+        lines = json.dumps(
+            [
+                {"sku": ln.sku, "title": ln.title, "quantity": ln.quantity, "unit_price": str(ln.unit_price),
+                 "product_id": ln.product_id}
+                for ln in o.lines
+            ]
+        )
+        await db.execute(
+            "INSERT INTO orders (order_number, customer_id, status, currency, total, tracking_url, created_at, lines) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_number) DO UPDATE SET "
+            "customer_id = excluded.customer_id, status = excluded.status, currency = excluded.currency, "
+            "total = excluded.total, tracking_url = excluded.tracking_url, created_at = excluded.created_at, "
+            "lines = excluded.lines",
+            (o.order_number, o.customer_id, o.status, o.currency, str(o.total), o.tracking_url, o.created_at.isoformat(), lines),
+        )
+        await db.execute("DELETE FROM order_items WHERE order_number = ?", (o.order_number,))
+        await db.executemany(
+            "INSERT OR IGNORE INTO order_items (order_number, product_id, customer_id, status) VALUES (?, ?, ?, ?)",
+            [(o.order_number, ln.product_id, o.customer_id, o.status) for ln in o.lines if ln.product_id],
+        )
+        count += 1
+    return count
+
+
 def _outbox_item(row: sqlite3.Row) -> OutboxItem:
     return OutboxItem(
         id=row["id"],
@@ -772,7 +811,8 @@ def _order(row: sqlite3.Row) -> Order:
         tracking_url=row["tracking_url"],
         created_at=datetime.fromisoformat(row["created_at"]),
         lines=tuple(
-            OrderLine(ln["sku"], ln["title"], int(ln["quantity"]), Decimal(ln["unit_price"])) for ln in json.loads(row["lines"])
+            OrderLine(ln["sku"], ln["title"], int(ln["quantity"]), Decimal(ln["unit_price"]), ln.get("product_id"))
+            for ln in json.loads(row["lines"])
         ),
     )
 

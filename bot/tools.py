@@ -35,7 +35,6 @@ so the guardrail and the card builder know exactly what the model saw.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from bot.constraints import Constraints, Size
 from bot.guardrails import HANDOFF_REQUEST, NOTICES, Evidence
 from bot.handoff import EscalationReason
 from bot.messages import OutboundMessage
+from bot.order_lookup import order_key
 from bot.profile import KEPT_KINDS, ProfileDialog
 from bot.prompting import order_data, product_data
 from bot.reminders import ReminderDialog, ReminderStatus
@@ -364,8 +364,8 @@ class ToolBox:
             return {"found": False, "reason": "The chat is not linked to a verified account; no order can be looked up."}
         own = [o for o in ctx.orders if o.customer_id == ctx.conversation.customer_id]
         if order_number:
-            wanted = _order_key(order_number)
-            own = [o for o in own if _order_key(o.order_number) == wanted]
+            wanted = order_key(order_number)
+            own = [o for o in own if order_key(o.order_number) == wanted]
             if not own:
                 # the same answer whether the order does not exist or belongs to someone else
                 return {"found": False, "reason": "No order with that number on this shopper's account."}
@@ -553,10 +553,6 @@ def _preference(kind: str, values: tuple[str, ...], size_system: str) -> Constra
 
 def _union(first: tuple[str, ...], second: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*first, *second)))
-
-
-def _order_key(number: str) -> str:
-    return re.sub(r"[\s#]", "", number).casefold()
 
 
 def passages_for(state: TurnTools, references: Sequence[str]) -> list[Passage]:

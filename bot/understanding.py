@@ -98,6 +98,12 @@ ORDER = _phrases(
     "meine bestellung", "wo ist", "sendungsverfolgung", "meu pedido", "minha encomenda", "cadê", "rastreio", "rastreamento",
 )
 ORDER_NUMBER = re.compile(r"(?<![\w-])#?([A-Z]{1,4}-?\d{3,10})(?![\w-])", re.IGNORECASE)
+# Shopify numbers orders "#1001": digits after "#", or after the word for order ("order 1001", "pedido nº 1001")
+NUMERIC_ORDER_NUMBER = re.compile(
+    r"(?:(?<![\w&])#\s?|\b(?:order|pedido|commande|bestellung|encomenda)\s+(?:(?:n[º°o]|nr|no|number|número|numéro|nummer)\.?\s*)?#?)"
+    r"(\d{3,10})\b",
+    re.IGNORECASE,
+)
 POLICY_TOPICS: dict[PolicyTopic, re.Pattern[str]] = {
     PolicyTopic.RETURNS: _phrases(
         "return", "returns", "refund", "exchange", "send back", "devolución", "devolver", "reembolso", "cambio",
@@ -232,10 +238,11 @@ def is_no(text: str) -> bool:
 
 def _order_number(text: str) -> str | None:
     match = ORDER_NUMBER.search(text)
-    if match is None:
-        return None
-    value = match.group(1).upper()
-    return value if any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value) else None
+    value = match.group(1).upper() if match is not None else ""
+    if any(ch.isdigit() for ch in value) and any(ch.isalpha() for ch in value):
+        return value
+    numeric = NUMERIC_ORDER_NUMBER.search(text)
+    return "#" + numeric.group(1) if numeric is not None else None
 
 
 def strip_greeting(text: str) -> str:

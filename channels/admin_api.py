@@ -12,7 +12,16 @@
     catalog, so a later upload of the same source updates it incrementally and
     removes the products it no longer lists. Answers counts and rejected rows.
 
-Both are authenticated with a shared secret (``SHOPKEEPER_INVENTORY_SECRET``): the
+``POST /api/orders?format=F``
+    The body is orders in the JSON form of ``shopkeeper orders import``
+    (``{"orders": [...]}``, a list, or one order object), or a Shopify order
+    export / plain order CSV (``format`` is detected when omitted). Each order is
+    linked to its customer by e-mail, then phone (created when unknown); SKUs are
+    resolved to catalog products. All or nothing: a malformed order answers 422
+    with every problem as ``orders:line: reason`` and nothing is stored. Sending
+    the same orders again updates them (idempotent on the order number).
+
+All are authenticated with a shared secret (``SHOPKEEPER_INVENTORY_SECRET``): the
 header ``X-Shopkeeper-Signature: sha256=<hex HMAC-SHA256 of the raw body>``,
 compared in constant time. The checks run in this order and fail closed:
 secret not configured → 503, header missing → 401, signature wrong → 403,
@@ -34,6 +43,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from bot.order_import import ORDER_FORMATS, import_orders, parse_orders
 from bot.runtime import Runtime
 from kb.index import BaseIndex, IndexUnavailableError
 from kb.ingest import FORMATS, IngestError
@@ -43,6 +53,7 @@ SIGNATURE_HEADER = "X-Shopkeeper-Signature"
 SIGNATURE_PREFIX = "sha256="
 MAX_INVENTORY_BYTES = 1_000_000
 MAX_CATALOG_BYTES = 50_000_000
+MAX_ORDERS_BYTES = 10_000_000
 MAX_BATCH = 1_000
 DEFAULT_SOURCE = "api-catalog"
 UPLOAD_FORMATS = tuple(f for f in FORMATS if f != "pages")  # pages are folders: use `shopkeeper ingest`
@@ -227,3 +238,60 @@ async def upload_catalog(request: Request) -> CatalogResponse:
         return await _ingest_upload(runtime.index, body, query.format, query.source, runtime.settings.currency)
     except IndexUnavailableError as exc:
         raise HTTPException(503, detail=f"knowledge base unavailable: {exc}") from None
+
+
+class OrdersQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    format: str | None = Field(default=None, description="One of " + ", ".join(ORDER_FORMATS) + "; detected when omitted.")
+
+
+class OrdersResponse(BaseModel):
+    orders: int = Field(description="Orders stored (added or updated).")
+    customers_created: int
+    unlinked: int = Field(description="Orders without e-mail or phone: kept for co-purchase counts, shown to no shopper.")
+    unknown_skus: int = Field(description="Line items whose SKU is not in the catalog.")
+
+
+def _one_order_as_list(text: str) -> str:
+    """A body holding one order object becomes a list of one (the import reads lists)."""
+    if not text.lstrip().startswith("{"):
+        return text
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError:
+        return text  # the parser reports it with its position
+    return text if isinstance(document, dict) and "orders" in document else "[" + text + "]"
+
+
+@router.post("/orders", summary="Send orders (linked to customers by e-mail or phone)", response_model=OrdersResponse)
+async def receive_orders(request: Request) -> OrdersResponse:
+    body = await _signed_body(request, MAX_ORDERS_BYTES)
+    try:
+        query = OrdersQuery.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+    if query.format is not None and query.format not in ORDER_FORMATS:
+        raise HTTPException(422, detail=f"format: must be one of {', '.join(ORDER_FORMATS)}")
+    try:
+        text = body.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise HTTPException(422, detail="body: not UTF-8 text") from None
+    runtime = _runtime(request)
+    try:
+        parsed = await asyncio.to_thread(
+            parse_orders, _one_order_as_list(text), name="orders", fmt=query.format, timezone=runtime.shop.timezone
+        )
+    except IngestError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+    if parsed.errors:
+        raise HTTPException(422, detail="; ".join(str(e) for e in parsed.errors))
+    if not parsed.orders:
+        raise HTTPException(422, detail="body: no orders")
+    try:
+        report = await import_orders(runtime.store, runtime.index, parsed, source="api-orders", default_currency=runtime.shop.currency)
+    except IndexUnavailableError as exc:
+        raise HTTPException(503, detail=f"knowledge base unavailable: {exc}") from None
+    return OrdersResponse(
+        orders=report.orders, customers_created=report.customers_created, unlinked=report.unlinked, unknown_skus=report.unknown_skus
+    )

@@ -142,11 +142,11 @@ def load_json(path: Path, text: str) -> Any:
         raise UnreadableFileError(f"{path}: not valid JSON: {exc}") from exc
 
 
-def _item_offsets(text: str, in_object: bool) -> list[int]:
-    """Character offsets where each element of the product array starts.
+def _item_offsets(text: str, in_object: bool, key: str = "products") -> list[int]:
+    """Character offsets where each element of the item array starts.
 
     The array is the whole document, or the value of the top-level
-    ``"products"`` key when ``in_object``.
+    ``key`` (``"products"``) when ``in_object``.
     """
     decoder = json.JSONDecoder(parse_float=Decimal)
 
@@ -160,19 +160,19 @@ def _item_offsets(text: str, in_object: bool) -> list[int]:
             raise ValueError("object expected")
         i = skip(i + 1)
         while text[i] != "}":
-            key, i = decoder.raw_decode(text, i)
+            name, i = decoder.raw_decode(text, i)
             i = skip(i)
             if text[i] != ":":
                 raise ValueError("colon expected")
             i = skip(i + 1)
-            if key == "products":
+            if name == key:
                 break
             _, i = decoder.raw_decode(text, i)
             i = skip(i)
             if text[i] == ",":
                 i = skip(i + 1)
         else:
-            raise ValueError("no products key")
+            raise ValueError(f"no {key} key")
     if text[i] != "[":
         raise ValueError("array expected")
     i = skip(i + 1)
@@ -194,21 +194,37 @@ def json_products(path: Path, text: str) -> tuple[dict[str, Any], list[tuple[int
     (line 0 if it cannot be located). Raises :class:`UnreadableFileError` for
     invalid JSON or a document without a product list.
     """
+    return json_items(path, text, "products", "product")
+
+
+def json_items(path: Path, text: str, key: str, noun: str) -> tuple[dict[str, Any], list[tuple[int, Any]]]:
+    """The items of a JSON list (the document, or its top-level ``key``) with their starting lines.
+
+    Returns the object's other keys and ``(line, item)`` pairs (line 0 if it
+    cannot be located). Raises :class:`UnreadableFileError` naming the file for
+    invalid JSON or a document without the list.
+    """
     document = load_json(path, text)
     if isinstance(document, list):
         meta: dict[str, Any] = {}
         items = document
-    elif isinstance(document, dict) and isinstance(document.get("products"), list):
-        meta = {k: v for k, v in document.items() if k != "products"}
-        items = document["products"]
+    elif isinstance(document, dict) and isinstance(document.get(key), list):
+        meta = {k: v for k, v in document.items() if k != key}
+        items = document[key]
     else:
-        raise UnreadableFileError(f'{path}: JSON has no product list (expected a list or {{"products": [...]}})')
+        raise UnreadableFileError(f'{path}: JSON has no {noun} list (expected a list or {{"{key}": [...]}})')
     try:
-        offsets = _item_offsets(text, isinstance(document, dict))
+        offsets = _item_offsets(text, isinstance(document, dict), key)
     except (ValueError, IndexError):
         offsets = []
-    located = len(offsets) == len(items)
-    lines = [text.count("\n", 0, offset) + 1 for offset in offsets] if located else [0] * len(items)
+    if len(offsets) != len(items):
+        return meta, [(0, item) for item in items]
+    lines: list[int] = []
+    line, position = 1, 0
+    for offset in offsets:  # counted as we go: a one-line document of 50k items stays linear
+        line += text.count("\n", position, offset)
+        position = offset
+        lines.append(line)
     return meta, list(zip(lines, items, strict=True))
 
 

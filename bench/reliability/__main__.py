@@ -77,7 +77,8 @@ def summary(result: dict[str, Any]) -> str:
         if (r := result["phases"].get(name)) is not None:
             a = r["audit"]
             lines.append(
-                f"{name:7} {r['shoppers']} shoppers {r['seconds']} s: ack p50/p99 {r['webhook_ack_ms']['p50']}/{r['webhook_ack_ms']['p99']} ms, "
+                f"{name:7} {r['shoppers']} shoppers {r['seconds']} s: "
+                f"ack p50/p99 {r['webhook_ack_ms']['p50']}/{r['webhook_ack_ms']['p99']} ms, "
                 f"turn p50/p99 {r['turn_ms']['p50']}/{r['turn_ms']['p99']} ms, {r['turns_per_s']} turns/s, "
                 f"errors {sum(r['errors'].values())}, locked {r['database_locked_in_log']}, "
                 f"RSS {r['rss_mb']['after_warmup']}→{r['rss_mb']['end']} MB; accepted {r['messages_accepted']}, "
@@ -91,8 +92,9 @@ def summary(result: dict[str, Any]) -> str:
     if (r := result["phases"].get("crash")) is not None:
         a = r["audit"]
         lines.append(
-            f"crash   {r['kills']} SIGKILLs: accepted {r['messages_accepted']}, unfinished {a['unfinished']}, twice {a['processed_twice']}, "
-            f"duplicates {a['duplicates']}, maybe_sent {a['outbox'].get('maybe_sent', 0)}; follow-ups sent twice {r['followups']['sent_twice']}, "
+            f"crash   {r['kills']} SIGKILLs: accepted {r['messages_accepted']}, unfinished {a['unfinished']}, "
+            f"twice {a['processed_twice']}, duplicates {a['duplicates']}, maybe_sent {a['outbox'].get('maybe_sent', 0)}; "
+            f"follow-ups sent twice {r['followups']['sent_twice']}, "
             f"lost {r['followups']['lost']}"
         )
     if (r := result["phases"].get("faults")) is not None:
@@ -120,7 +122,8 @@ def main() -> int:
         args.shoppers, args.seconds, args.nudges, args.kills, args.crash_shoppers, args.reminders = 40, 15.0, 300, 2, 20, 30
         args.think = (2.0, 5.0)
     started = time.monotonic()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT, capture_output=True, text=True, check=False).stdout.strip()
+    git = ["git", "rev-parse", "--short", "HEAD"]
+    commit = subprocess.run(git, cwd=PROJECT, capture_output=True, text=True, check=False).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="shopkeeper-reliability-") as tmp:
         phases = asyncio.run(run(args, Path(tmp)))
     result = {

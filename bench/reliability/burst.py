@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import itertools
 import json
 import sqlite3
 import time
@@ -25,10 +26,10 @@ from typing import Any
 import httpx
 
 from bench.reliability.harness import Platforms, ServerProcess, chat_key, copy_seed
-from channels.registry import enabled_channels
 from bot.settings import Settings
+from channels.registry import enabled_channels
 
-INVENTORY_SECRET = "bench-inventory-secret-0123456789"
+INVENTORY_SECRET = "bench-inventory-secret-0123456789"  # noqa: S105 - the fake shop's, on loopback
 BURST_CHANNELS = ("telegram", "twilio", "messenger")
 
 
@@ -67,8 +68,8 @@ def seed_subscribers(data_dir: Path, nudges: int) -> tuple[list[tuple[str, str]]
             [(c, ch, now, f"{ch}:bench-{c}", now) for c, ch, _chat in people],
         )
         db.executemany(
-            "INSERT INTO subscriptions (customer_id, channel, chat_id, conversation_id, sku, product_id, title, timezone, locale, created_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, 'UTC', 'en', ?)",
+            "INSERT INTO subscriptions (customer_id, channel, chat_id, conversation_id, sku, product_id, title, timezone, locale, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, 'UTC', 'en', ?)",
             [(c, ch, chat, f"conv_{c}", sku, product, title, now) for (c, ch, chat), (sku, product, title) in subscriptions],
         )
     return [(ch, chat) for (_c, ch, chat), _s in subscriptions], [sku for sku, _p, _t in skus]
@@ -117,8 +118,8 @@ async def run_burst(seed: Path, workdir: Path, *, nudges: int) -> dict[str, Any]
             response.raise_for_status()
             deadline = started + 420
             total = lambda: sum(len(r.deliveries) for r in platforms.recorders.values())  # noqa: E731
-            while total() < len(expected) and time.monotonic() < deadline:
-                await asyncio.sleep(0.5)  # the real server delivering in real time
+            while total() < len(expected) and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a real process
+                await asyncio.sleep(0.5)
             await asyncio.sleep(3)  # anything beyond the expected count (a duplicate) would arrive now
         finally:
             await server.stop()
@@ -138,16 +139,19 @@ async def run_burst(seed: Path, workdir: Path, *, nudges: int) -> dict[str, Any]
             calls = [d.at for d in recorder.deliveries]
             received.update((name, d.chat_id) for d in recorder.deliveries)
             # a message may take several calls (Messenger: the text, then the product card), back to back
-            starts = [t for chat_times in recorder.by_chat.values() for i, t in enumerate(chat_times) if i == 0 or t - chat_times[i - 1] > 0.25]
+            starts = [
+                t for chat_times in recorder.by_chat.values() for i, t in enumerate(chat_times) if i == 0 or t - chat_times[i - 1] > 0.25
+            ]
             rate, interval = policies[name]
             worst, violations = pace_check(starts, rate)
-            gaps = [b - a for chat_times in recorder.by_chat.values() for a, b in zip(chat_times, chat_times[1:], strict=False) if b - a > 0.25]
+            gaps = [b - a for chat_times in recorder.by_chat.values() for a, b in itertools.pairwise(chat_times) if b - a > 0.25]
             too_close = sum(1 for gap in gaps if gap < interval - 0.05) if interval > 0 else 0
             pace[name] = {
                 "messages": len(starts), "api_calls": len(calls), "policy_messages_per_s": rate,
                 "max_messages_in_any_1s": worst, "max_calls_in_any_1s": pace_check(calls, rate)[0], "violations": violations,
                 "mean_messages_per_s": round(len(starts) / (max(starts) - min(starts)), 1) if len(starts) > 1 else None,
-                "per_chat_interval_s": interval, "min_gap_same_chat_s": round(min(gaps), 3) if gaps else None, "per_chat_violations": too_close,
+                "per_chat_interval_s": interval, "min_gap_same_chat_s": round(min(gaps), 3) if gaps else None,
+                "per_chat_violations": too_close,
             }
             last_arrival = max([last_arrival, *calls])
     duplicates = sum(max(0, received[k] - parts[k]) for k in received) + sum(max(0, sent_rows[k] - wanted[k]) for k in sent_rows)

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,14 +162,19 @@ class Recorder:
         self.deliveries: list[Delivery] = []
         self.by_chat: dict[str, list[float]] = defaultdict(list)
         self.requests = 0
+        self._holds: list[float] = []
         self._seen = 0
         self._lock = threading.Lock()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         arrived = time.monotonic()
+        hold = 0.0
         if scope["type"] == "http":
             with self._lock:
                 self.requests += 1
+                hold = self._holds.pop(0) if self._holds else 0.0
+        if hold:
+            await asyncio.sleep(hold)  # the request arrived; the answer comes after the client gave up
         await self.fake.app(scope, receive, send)
         with self._lock:
             new = self.fake.sent[self._seen :]
@@ -177,6 +182,11 @@ class Recorder:
             for record in new:
                 self.deliveries.append(Delivery(arrived, record.chat_id, record.text))
                 self.by_chat[record.chat_id].append(arrived)
+
+    def hold_next(self, seconds: float, *, count: int = 1) -> None:
+        """Answer the next ``count`` requests only after ``seconds`` (a platform that is slow to answer)."""
+        with self._lock:
+            self._holds.extend([seconds] * count)
 
     def count(self, chat_key: str) -> int:
         with self._lock:
@@ -193,6 +203,7 @@ class Platforms:
     def __init__(self) -> None:
         self.recorders: dict[str, Recorder] = {}
         self.fakes: dict[str, Any] = {}
+        self.ports: dict[str, int] = {}
         self.env: dict[str, str] = {}
         self._stack = ExitStack()
 
@@ -203,6 +214,7 @@ class Platforms:
             url = self._stack.enter_context(serve_in_thread(recorder))
             self.fakes[name] = fake
             self.recorders[name] = recorder
+            self.ports[name] = int(url.rsplit(":", 1)[1])
             self.env |= {f"SHOPKEEPER_{key.upper()}": str(value) for key, value in case.settings(url).items()}
         return self
 
@@ -274,7 +286,8 @@ async def shopper_loop(shopper: Shopper, drive: Drive, http: httpx.AsyncClient) 
             await _web_turn(shopper, drive, http, text, message_id)
         else:
             await _webhook_turn(shopper, drive, http, text, message_id)
-        await asyncio.sleep(rng.uniform(*drive.think))
+        if time.monotonic() < drive.until:
+            await asyncio.sleep(rng.uniform(*drive.think))
 
 
 async def _post_until_acknowledged(drive: Drive, channel: str, send: Any) -> tuple[httpx.Response | None, float]:
@@ -342,10 +355,8 @@ async def sample_rss(server: ServerProcess, samples: list[tuple[float, float]], 
         value = rss_mb(server.pid) if server.process is not None else None
         if value is not None:
             samples.append((round(time.monotonic() - started, 1), value))
-        try:
+        with suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=2.0)
-        except TimeoutError:
-            pass
 
 
 # -- the audit -----------------------------------------------------------------------------------
@@ -381,7 +392,9 @@ def audit(database: Path, platforms: Platforms, *, channels: tuple[str, ...] = C
     with sqlite3.connect(database, timeout=30) as db:
         inbox = db.execute(f"SELECT id, channel, status FROM inbox WHERE channel IN ({marks})", channels).fetchall()  # noqa: S608
         ins = dict(db.execute("SELECT inbox_id, COUNT(*) FROM messages WHERE direction = 'in' AND inbox_id IS NOT NULL GROUP BY inbox_id"))
-        outs = dict(db.execute("SELECT inbox_id, COUNT(*) FROM messages WHERE direction = 'out' AND inbox_id IS NOT NULL GROUP BY inbox_id"))
+        outs = dict(
+            db.execute("SELECT inbox_id, COUNT(*) FROM messages WHERE direction = 'out' AND inbox_id IS NOT NULL GROUP BY inbox_id")
+        )
         silent = {
             row[0]
             for row in db.execute(

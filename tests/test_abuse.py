@@ -72,7 +72,7 @@ def server(data_dir: Path, platforms: dict[str, tuple[FakePlatform, str]]) -> It
         yield running
 
 
-def wait_for(condition: Any, timeout: float = 60.0) -> None:
+def wait_for(condition: Any, timeout: float = 180.0) -> None:
     """Poll a real server process until ``condition`` holds (real waiting, not faked time)."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -90,6 +90,10 @@ def settled(data_dir: Path) -> bool:
     open_turns = rows(data_dir, "SELECT COUNT(*) FROM inbox WHERE status = 'accepted'")[0][0]
     open_sends = rows(data_dir, "SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")[0][0]
     return bool(open_turns == 0 and open_sends == 0)
+
+
+def turns_done(data_dir: Path) -> bool:
+    return bool(rows(data_dir, "SELECT COUNT(*) FROM inbox WHERE status = 'accepted'")[0][0] == 0)
 
 
 # -- unicode and injection over every channel ----------------------------------------------------
@@ -150,7 +154,8 @@ def test_hostile_platform_names_and_texts_are_rendered_inert_in_the_console(
 ) -> None:
     fake = TELEGRAM.fake()
     with serve_in_thread(fake.app) as api:
-        configured = Settings(data_dir=data_dir, public_url=PUBLIC_URL, _env_file=None, **TELEGRAM.settings(api))  # type: ignore[call-arg]
+        # no https public URL: the console would set Secure cookies the plain-http test client does not send back
+        configured = Settings(data_dir=data_dir, _env_file=None, **TELEGRAM.settings(api))  # type: ignore[call-arg]
         with TestClient(create_app(configured, start_scheduler=False)) as client:
             hostile = '<img src=x onerror="alert(3)">'
             for n, text in enumerate(["hi", "I want to talk to a person", EDGE_TEXTS["html"]]):
@@ -161,7 +166,7 @@ def test_hostile_platform_names_and_texts_are_rendered_inert_in_the_console(
                 request = telegram_delivery(update, public_url=PUBLIC_URL)
                 response = client.post("/webhooks/telegram", content=request.body, headers=dict(request.headers))
                 assert response.status_code == 200, response.text
-                wait_for(lambda: settled(data_dir))
+                wait_for(lambda: turns_done(data_dir))  # no outbox sender without the scheduler: replies stay queued
             conversation_id = rows(data_dir, "SELECT id FROM conversations WHERE channel = 'telegram'")[0][0]
             assert rows(data_dir, "SELECT state FROM conversations WHERE id = ?", conversation_id) == [("pending_human",)]
             agent = staff(client, "ana")
@@ -179,11 +184,13 @@ def test_a_slow_client_does_not_hold_up_anyone_else(server: Server, data_dir: Pa
     host, port = server.base_url.removeprefix("http://").split(":")
     request = TELEGRAM.text_delivery(public_url=PUBLIC_URL, text="wool socks", chat_id="4916000000200", message_id="slow-1")
     head = "".join(f"{k}: {v}\r\n" for k, v in request.headers.items() if k != "content-length")
-    with socket.create_connection((host, int(port)), timeout=10) as slow:
+    warm = httpx.post(server.base_url + "/api/chat", json={"user_id": "warm-up", "text": "wool socks"}, timeout=300)
+    assert warm.status_code == 200  # the first turn loads the embedder; what is measured here is concurrency, not that
+    with socket.create_connection((host, int(port)), timeout=60) as slow:
         slow.sendall(f"POST /webhooks/telegram HTTP/1.1\r\n{head}content-length: {len(request.body)}\r\n\r\n".encode())
         slow.sendall(request.body[:10])  # and then nothing for a while: a slowloris
         others = [
-            httpx.post(server.base_url + "/api/chat", json={"user_id": f"fast-{n}", "text": "wool socks"}, timeout=30) for n in range(3)
+            httpx.post(server.base_url + "/api/chat", json={"user_id": f"fast-{n}", "text": "wool socks"}, timeout=120) for n in range(3)
         ]
         assert [r.status_code for r in others] == [200, 200, 200]
         slow.sendall(request.body[10:])  # the slow client finishes: its delivery is still accepted
@@ -231,7 +238,8 @@ def test_oversized_webhook_bodies_are_refused_and_nothing_is_stored(server: Serv
     ],
 )
 def test_a_database_that_cannot_be_written_answers_503_clearly_and_recovers(settings: Settings, fault: str, on: str, off: str) -> None:
-    with TestClient(create_app(settings, start_scheduler=False)) as client:
+    unlimited = settings.model_copy(update={"rate_limit_per_second": 10_000, "rate_limit_burst": 10_000})
+    with TestClient(create_app(unlimited, start_scheduler=False)) as client:
         store = client.app.state.runtime.store  # type: ignore[attr-defined]
 
         async def pragma(sql: str) -> Any:

@@ -82,6 +82,13 @@ def _policies(platforms: Platforms) -> dict[str, tuple[float, float]]:
     return {name: (ch.policy.messages_per_second, ch.policy.per_chat_interval) for name, ch in enabled_channels(settings).items()}
 
 
+def _settled(database: Path, expected: int) -> bool:
+    with sqlite3.connect(database, timeout=30) as db:
+        final = db.execute("SELECT COUNT(*) FROM followups WHERE status NOT IN ('pending', 'queued', 'sending')").fetchone()[0]
+        moving = db.execute("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')").fetchone()[0]
+    return bool(final >= expected and moving == 0)
+
+
 def pace_check(times: list[float], rate: float) -> tuple[int, int]:
     """(largest count of sends inside any 1-second window, windows over ``rate`` + 1)."""
     ordered = sorted(times)
@@ -116,11 +123,13 @@ async def run_burst(seed: Path, workdir: Path, *, nudges: int) -> dict[str, Any]
                 response = await http.post("/api/inventory", content=body,
                                            headers={"content-type": "application/json", "x-shopkeeper-signature": signature})
             response.raise_for_status()
-            deadline = started + 420
-            total = lambda: sum(len(r.deliveries) for r in platforms.recorders.values())  # noqa: E731
-            while total() < len(expected) and time.monotonic() < deadline:  # noqa: ASYNC110 - polling a real process
-                await asyncio.sleep(0.5)
-            await asyncio.sleep(3)  # anything beyond the expected count (a duplicate) would arrive now
+            deadline = started + 600
+            # done when every nudge is final in the database (a message may take several platform calls)
+            while not await asyncio.to_thread(_settled, data_dir / "shopkeeper.db", len(expected)):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.5)  # the real server delivering in real time
+            await asyncio.sleep(3)  # anything beyond what the database says was sent (a duplicate) would arrive now
         finally:
             await server.stop()
         policies = _policies(platforms)

@@ -82,7 +82,8 @@ def summary(result: dict[str, Any]) -> str:
                 f"turn p50/p99 {r['turn_ms']['p50']}/{r['turn_ms']['p99']} ms, {r['turns_per_s']} turns/s, "
                 f"errors {sum(r['errors'].values())}, locked {r['database_locked_in_log']}, "
                 f"RSS {r['rss_mb']['after_warmup']}→{r['rss_mb']['end']} MB; accepted {r['messages_accepted']}, "
-                f"unfinished {a['unfinished']}, twice {a['processed_twice']}, duplicates {a['duplicates']}, unanswered {a['unanswered']}"
+                f"unfinished {a['unfinished']}, twice {a['processed_twice']}, duplicates {a['duplicates']}, unanswered {a['unanswered']}, "
+                f"replies not queued once {a['replies_not_queued_once']}"
             )
     if (r := result["phases"].get("burst")) is not None:
         lines.append(
@@ -93,7 +94,8 @@ def summary(result: dict[str, Any]) -> str:
         a = r["audit"]
         lines.append(
             f"crash   {r['kills']} SIGKILLs: accepted {r['messages_accepted']}, unfinished {a['unfinished']}, "
-            f"twice {a['processed_twice']}, duplicates {a['duplicates']}, maybe_sent {a['outbox'].get('maybe_sent', 0)}; "
+            f"twice {a['processed_twice']}, duplicates {a['duplicates']}, replies not queued once {a['replies_not_queued_once']}, "
+            f"maybe_sent {a['outbox'].get('maybe_sent', 0)}; "
             f"follow-ups sent twice {r['followups']['sent_twice']}, "
             f"lost {r['followups']['lost']}"
         )

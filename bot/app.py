@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -24,6 +25,7 @@ from bot import __version__, console
 from bot.runtime import Runtime, open_runtime
 from bot.security import HardeningMiddleware, TokenBucket
 from bot.settings import Settings, load_settings
+from bot.store import storage_unavailable
 from channels import admin_api, web, webhooks
 from jobs.inbox_recovery import recover_unfinished
 from jobs.scheduler import build_scheduler
@@ -86,6 +88,19 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = True
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(sqlite3.OperationalError)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not storage_unavailable(exc):
+            return await unexpected_error(request, exc)
+        # disk full or read-only: an operator problem, not a bug; a platform retries on 503, and so can a client
+        log.error("the database cannot be written (%s) on %s %s", exc, request.method, request.url.path)
+        return JSONResponse(
+            {"error": "the shop's database cannot be written right now (disk full or read-only); retry later, "
+                      "a retried message_id is answered once"},
+            status_code=503,
+            headers={"Retry-After": "30"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:

@@ -55,6 +55,16 @@ class StoreError(RuntimeError):
     """The conversation database could not be opened or written."""
 
 
+# SQLite's primary result codes for "cannot write here": read-only, I/O error, disk full, cannot open
+_STORAGE_UNAVAILABLE = frozenset({8, 10, 13, 14})
+
+
+def storage_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database cannot be written now (disk full, read-only, I/O error), not a bug."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in _STORAGE_UNAVAILABLE
+
+
 @dataclass(frozen=True, slots=True)
 class Conversation:
     id: str
@@ -250,10 +260,19 @@ class Store:
             try:
                 yield self.db
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                await self._rollback()
                 raise
-            else:
+            try:
                 await self.db.execute("COMMIT")
+            except BaseException:
+                await self._rollback()  # a failed COMMIT (disk full) may leave the transaction open: never keep it
+                raise
+
+    async def _rollback(self) -> None:
+        # SQLite rolls back by itself on some errors (disk full, I/O): a second ROLLBACK would fail with
+        # "no transaction is active" and hide the error that says what went wrong
+        if self.db.in_transaction:
+            await self.db.execute("ROLLBACK")
 
     async def truncate_wal(self) -> bool:
         """Checkpoint the write-ahead log into the database and empty it; False when a reader kept it from finishing.

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from bot.engine import DialogEngine
 from bot.store import Store
+from bot.takeover import DIRECT_CHANNELS
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,10 @@ async def recover_unfinished(
             log.error("inbox row %d failed %d times; marked failed for review", entry.inbox_id, entry.attempts)
             continue
         try:
-            await engine.handle(entry.message, inbox_id=entry.inbox_id)
+            # a platform's replies go out through the outbox, as the webhook worker sends them; without it they
+            # would be stored and never delivered (the web chat shows stored messages to its polling page)
+            via_outbox = entry.message.channel not in DIRECT_CHANNELS
+            await engine.handle(entry.message, inbox_id=entry.inbox_id, via_outbox=via_outbox)
             recovered += 1
         except Exception as exc:  # keep going: one broken turn must not block the others
             await store.note_attempt(entry.inbox_id, repr(exc))

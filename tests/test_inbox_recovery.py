@@ -29,6 +29,21 @@ async def test_accepted_turn_is_answered_exactly_once_after_restart(settings: Se
         assert len(replies) == 1 and replies[0].products
 
 
+async def test_a_recovered_platform_turn_queues_its_replies_for_delivery(settings: Settings) -> None:
+    telegram = InboundMessage(channel="telegram", external_id="tg-crash-1", sender_id="4915100000001", chat_id="4915100000001",
+                              text="wool socks", timestamp=NOW)
+    clock = [NOW]
+    async with open_runtime(settings, clock=lambda: clock[0]) as runtime:
+        await runtime.store.accept(telegram)  # acknowledged to Telegram, then the process died
+    clock[0] = NOW + timedelta(minutes=5)
+    async with open_runtime(settings, clock=lambda: clock[0]) as runtime:
+        assert await recover_unfinished(runtime.store, runtime.engine, now=clock[0], older_than=timedelta(0)) == 1
+        queued = await runtime.store.outbox_items("telegram", "4915100000001")
+        replies = await runtime.store.replies_for((await runtime.store.accept(telegram)).inbox_id)
+    assert replies and len(queued) == len(replies)  # each stored reply is on its way to the shopper, once
+    assert [item.status for item in queued] == ["pending"] * len(replies)
+
+
 async def test_recent_rows_are_left_to_the_turn_in_progress(settings: Settings) -> None:
     async with open_runtime(settings, clock=lambda: NOW) as runtime:
         await runtime.store.accept(message("fresh"))

@@ -13,6 +13,12 @@ The outbox table is the truth: :meth:`OutboxSender.deliver_due` claims due rows
   (the identity is then marked unreachable);
 * ``held`` when a rule forbids sending now (outside the reply window without
   an approved template, channel not configured).
+
+Each platform has its own delivery lane (:meth:`OutboxSender.run`): one task per
+configured channel, sending that channel's rows one at a time in id order (so a
+chat's replies keep their order), and one lane for rows of channels that are not
+configured. A slow platform or its rate limit (Twilio's one message per second
+per sender) never holds up the others.
 """
 
 from __future__ import annotations
@@ -81,40 +87,54 @@ class OutboxSender:
         self._clock = clock
         self._pacer = _Pacer(sleep, monotonic)
         self._poll_interval = poll_interval
-        self._wake = asyncio.Event()
+        self._wakes: list[asyncio.Event] = []  # one per running lane
         self._stopped = asyncio.Event()
 
     def wake(self) -> None:
         """Deliver now rather than at the next poll (called after a turn queued replies)."""
-        self._wake.set()
+        for event in self._wakes:
+            event.set()
 
     async def run(self) -> None:
-        """Deliver until :meth:`stop`; a failing pass is logged and the loop goes on."""
+        """Deliver on every lane until :meth:`stop`."""
+        lanes = [self._lane(name) for name in self._channels] + [self._lane(None)]
+        await asyncio.gather(*lanes)
+
+    async def _lane(self, channel: str | None) -> None:
+        """One platform's deliveries (``None``: the rows of channels that are not configured)."""
+        wake = asyncio.Event()
+        self._wakes.append(wake)
         while not self._stopped.is_set():
             try:
-                while await self.deliver_due():
+                while await self.deliver_due(channel=channel, unconfigured=channel is None) and not self._stopped.is_set():
                     pass
             except Exception:  # keep delivering: one bad pass must not stop every future send
-                log.exception("outbox pass failed")
-            self._wake.clear()
-            wake = asyncio.create_task(self._wake.wait())
+                log.exception("outbox pass failed (%s)", channel or "unconfigured channels")
+            wake.clear()
+            woken = asyncio.create_task(wake.wait())
             stop = asyncio.create_task(self._stopped.wait())
-            await asyncio.wait({wake, stop}, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED)
-            for task in (wake, stop):
+            await asyncio.wait({woken, stop}, timeout=self._poll_interval, return_when=asyncio.FIRST_COMPLETED)
+            for task in (woken, stop):
                 task.cancel()
 
     def stop(self) -> None:
         self._stopped.set()
 
-    async def deliver_due(self, limit: int = 50) -> int:
+    async def deliver_due(self, limit: int = 50, *, channel: str | None = None, unconfigured: bool = False) -> int:
         """One pass over due deliveries (at most ``limit``); returns how many were attempted.
 
+        ``channel`` limits the pass to that platform's rows, ``unconfigured`` to the rows
+        of channels this sender has no adapter for (the lanes of :meth:`run`); with
+        neither, the pass takes every channel's rows in id order (tests, one-off runs).
         Rows are claimed one at a time, right before their send: a crash leaves only the
         row in flight ``sending`` (``maybe_sent`` after restart), never rows not yet tried.
         """
         attempted = 0
         while attempted < limit:
-            items = await self._store.claim_due_outbox(self._clock(), 1)
+            if unconfigured:
+                items = await self._store.claim_due_outbox(self._clock(), 1, excluding=tuple(self._channels))
+            else:
+                items = await self._store.claim_due_outbox(self._clock(), 1, channel=channel)
             if not items:
                 break
             await self._deliver(items[0])

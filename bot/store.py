@@ -625,14 +625,26 @@ class Store:
 
     # -- outbox -----------------------------------------------------------------
 
-    async def claim_due_outbox(self, now: datetime, limit: int = 50) -> list[OutboxItem]:
-        """Take due pending deliveries (oldest first) and mark them ``sending``, atomically."""
+    async def claim_due_outbox(
+        self, now: datetime, limit: int = 50, *, channel: str | None = None, excluding: Sequence[str] = ()
+    ) -> list[OutboxItem]:
+        """Take due pending deliveries (oldest first) and mark them ``sending``, atomically.
+
+        ``channel`` restricts the claim to one platform; ``excluding`` leaves some out.
+        """
         stamp = now.astimezone(UTC).isoformat()
+        where, params = "o.status = 'pending' AND o.next_attempt_at <= ?", [stamp]
+        if channel is not None:
+            where += " AND o.channel = ?"
+            params.append(channel)
+        if excluding:
+            where += f" AND o.channel NOT IN ({','.join('?' * len(excluding))})"
+            params.extend(excluding)
         async with self.transaction() as db:
             async with db.execute(
-                "SELECT o.*, c.locale AS locale FROM outbox o LEFT JOIN conversations c ON c.id = o.conversation_id "
-                "WHERE o.status = 'pending' AND o.next_attempt_at <= ? ORDER BY o.id LIMIT ?",
-                (stamp, limit),
+                "SELECT o.*, c.locale AS locale FROM outbox o LEFT JOIN conversations c ON c.id = o.conversation_id "  # noqa: S608
+                f"WHERE {where} ORDER BY o.id LIMIT ?",
+                (*params, limit),
             ) as cur:
                 rows = list(await cur.fetchall())
             if rows:

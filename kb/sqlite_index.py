@@ -700,9 +700,20 @@ class SQLiteIndex(BaseIndex):
         assert self.embedder is not None  # noqa: S101 - only called with an embedder
         cached = _NOISE_VECTORS.get(self.embedder.name)
         if cached is None:
+            # kept in the index file too: a restart reads it instead of embedding every probe again
+            key = f"noise:{self.embedder.name}"
+            async with self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)) as cur:
+                row = await cur.fetchone()
+            if row is not None:
+                stored = np.frombuffer(bytes.fromhex(row["value"]), dtype=np.float32)
+                return _NOISE_VECTORS.setdefault(self.embedder.name, stored)
             embedder = self.embedder
             probes = await asyncio.to_thread(lambda: np.stack([embedder.embed_query(p) for p in noise_probes()]))
             cached = _NOISE_VECTORS.setdefault(embedder.name, noise_direction(probes))
+            async with self._write_lock:  # autocommit, never inside another writer's transaction
+                await self.db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, cached.astype(np.float32).tobytes().hex())
+                )
         return cached
 
     def _is_preferred_language(self, passage_id: str, lang: str | None) -> bool:

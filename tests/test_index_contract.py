@@ -320,3 +320,26 @@ async def test_an_index_built_before_material_words_gets_them_at_open(tmp_path: 
     async with SQLiteIndex(path, None) as index:
         assert "socks-merino" not in await ids(index, "liner socks", SearchFilters(exclude_materials=("wool",)))
         assert "socks-merino" in await ids(index, "liner socks")
+
+
+async def test_a_restart_reads_the_noise_direction_from_the_index_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import kb.sqlite_index as sqlite_index
+
+    class QueryCounting(CountingEmbedder):
+        queries = 0
+
+        def embed_query(self, text: str) -> Vector:
+            QueryCounting.queries += 1
+            return self.inner.embed_query(text)
+
+    path = tmp_path / "kb.db"
+    monkeypatch.setattr(sqlite_index, "_NOISE_VECTORS", {})
+    async with SQLiteIndex(path, QueryCounting(e5())) as index:
+        await index.upsert_products(CATALOG, source="test-catalog")
+        first = await ids(index, "wool socks")
+    assert QueryCounting.queries > 1  # the probes and the query
+    monkeypatch.setattr(sqlite_index, "_NOISE_VECTORS", {})  # a new process
+    QueryCounting.queries = 0
+    async with SQLiteIndex(path, QueryCounting(e5())) as index:
+        assert await ids(index, "wool socks") == first
+    assert QueryCounting.queries == 1  # only the shopper's query: no probe embedded again

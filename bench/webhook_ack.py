@@ -123,7 +123,7 @@ def server_env(fakes: str, *, with_llm: bool) -> dict[str, str]:
         "SHOPKEEPER_MESSENGER_PAGE_ACCESS_TOKEN": messenger.PAGE_ACCESS_TOKEN,
     }
     if with_llm:
-        env["ANTHROPIC_API_KEY"] = "sk-ant-api03-FAKE-bench-key-0123456789abcdef"
+        env["SHOPKEEPER_ANTHROPIC_API_KEY"] = "sk-ant-api03-FAKE-bench-key-0123456789abcdef"
         env["SHOPKEEPER_ANTHROPIC_BASE_URL"] = f"{fakes}/anthropic"
     return env
 

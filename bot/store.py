@@ -548,6 +548,12 @@ class Store:
                 "UPDATE identities SET last_inbound_at = ?, unreachable = 0 WHERE channel = ? AND external_id = ?",
                 (inbound.timestamp.astimezone(UTC).isoformat(), inbound.channel, inbound.sender_id),
             )
+            if inbound.chat_id != inbound.sender_id:  # a group chat that wrote again has the bot back in it
+                await db.execute(
+                    "UPDATE conversations SET context = json_remove(context, '$.unreachable') "
+                    "WHERE channel = ? AND chat_id = ? AND json_extract(context, '$.unreachable') IS NOT NULL",
+                    (inbound.channel, inbound.chat_id),
+                )
             if escalation_reason is not None:
                 await db.execute(
                     "INSERT INTO escalations (conversation_id, reason, created_at) VALUES (?, ?, ?)",
@@ -697,20 +703,43 @@ class Store:
             )
 
     async def mark_unreachable(self, channel: str, external_id: str) -> None:
-        """The shopper blocked the bot or opted out on the platform: stop sending to them."""
+        """The shopper blocked the bot or opted out on the platform (or, for a group chat, removed it): stop sending."""
         async with self.transaction() as db:
-            await db.execute("UPDATE identities SET unreachable = 1 WHERE channel = ? AND external_id = ?", (channel, external_id))
+            cur = await db.execute(
+                "UPDATE identities SET unreachable = 1 WHERE channel = ? AND external_id = ?", (channel, external_id)
+            )
+            if cur.rowcount == 0:  # a group chat: its id is nobody's identity, the flag lives on its conversations
+                await db.execute(
+                    "UPDATE conversations SET context = json_set(COALESCE(context, '{}'), '$.unreachable', json('true')) "
+                    "WHERE channel = ? AND chat_id = ?",
+                    (channel, external_id),
+                )
 
-    async def reachability(self, channel: str, external_id: str) -> tuple[bool, datetime | None]:
-        """Whether the identity can be messaged, and when it last wrote to us."""
+    async def reachability(self, channel: str, chat_id: str) -> tuple[bool, datetime | None]:
+        """Whether the chat can be messaged, and when it last wrote to us.
+
+        A private chat is its shopper's identity. A group chat (Telegram) has an id of its
+        own: it is reachable while it has a conversation not flagged by :meth:`mark_unreachable`,
+        and its last message is the last one the inbox accepted from it.
+        """
         async with self.db.execute(
-            "SELECT unreachable, last_inbound_at FROM identities WHERE channel = ? AND external_id = ?", (channel, external_id)
+            "SELECT unreachable, last_inbound_at FROM identities WHERE channel = ? AND external_id = ?", (channel, chat_id)
         ) as cur:
             row = await cur.fetchone()
-        if row is None:
+        if row is not None:
+            last = datetime.fromisoformat(row["last_inbound_at"]) if row["last_inbound_at"] else None
+            return not row["unreachable"], last
+        async with self.db.execute(
+            "SELECT COALESCE(MAX(json_extract(c.context, '$.unreachable')), 0) AS unreachable, "
+            "(SELECT MAX(received_at) FROM inbox i WHERE i.channel = c.channel AND i.chat_id = c.chat_id) AS last_inbound_at "
+            "FROM conversations c WHERE c.channel = ? AND c.chat_id = ? GROUP BY c.channel, c.chat_id",
+            (channel, chat_id),
+        ) as cur:
+            group = await cur.fetchone()
+        if group is None:
             return False, None
-        last = datetime.fromisoformat(row["last_inbound_at"]) if row["last_inbound_at"] else None
-        return not row["unreachable"], last
+        last = datetime.fromisoformat(group["last_inbound_at"]) if group["last_inbound_at"] else None
+        return not group["unreachable"], last
 
     # -- customers and orders (demo data and imports) ------------------------
 

@@ -4,7 +4,9 @@ Every inbound event is in the inbox before it is acknowledged; a row still
 ``accepted`` after a grace period belongs to a turn that died with its process.
 This job runs it again. The engine writes a turn atomically, so a row is either
 ``done`` with its replies or still ``accepted`` with none: re-running it never
-answers twice.
+answers twice. A platform's turn (Telegram, WhatsApp, Messenger) queues its
+replies in the outbox, as the webhook worker does; a web or terminal turn is
+delivered by the stored message itself.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime, timedelta
 
 from bot.engine import DialogEngine
 from bot.store import Store
+from bot.takeover import DIRECT_CHANNELS
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,9 @@ async def recover_unfinished(
             log.error("inbox row %d failed %d times; marked failed for review", entry.inbox_id, entry.attempts)
             continue
         try:
-            await engine.handle(entry.message, inbox_id=entry.inbox_id)
+            await engine.handle(
+                entry.message, inbox_id=entry.inbox_id, via_outbox=entry.message.channel not in DIRECT_CHANNELS
+            )
             recovered += 1
         except Exception as exc:  # keep going: one broken turn must not block the others
             await store.note_attempt(entry.inbox_id, repr(exc))

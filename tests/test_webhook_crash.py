@@ -39,6 +39,7 @@ from tests.support.server import running_server
 PUBLIC_URL = "https://shop.example"
 TEXT = "how long does shipping take?"
 HOLD_SECONDS = 15.0  # longer than it takes to notice the held request and kill the server
+STARTUP_SECONDS = 240.0  # a shared, loaded machine can take minutes to load the embedder
 CRASH_CHAT = "4915100000071"
 REFERENCE_CHAT = "4915100000072"
 
@@ -118,7 +119,7 @@ def test_sigkill_while_the_model_thinks_then_restart_answers_once(channel: str, 
     model = FakeMessagesAPI(default=reply("Orders ship within two working days."), latency=lambda: next(holds, 0.0))
     with serve_in_thread(fake.app) as platform_url, serve_in_thread(model.asgi_app()) as model_url:
         env = env_for(case, platform_url, model_url)
-        with running_server(data_dir, extra_env=env) as first:
+        with running_server(data_dir, extra_env=env, ready_timeout=STARTUP_SECONDS) as first:
             post(first.base_url, case, CRASH_CHAT, "crash-1")  # acknowledged: the event is in the inbox
             wait_for(lambda: len(model.requests) >= 1, 60, "the turn to reach the model")
             os.kill(first.pid, signal.SIGKILL)
@@ -128,7 +129,7 @@ def test_sigkill_while_the_model_thinks_then_restart_answers_once(channel: str, 
         assert outbox(database, case, CRASH_CHAT) == []
         assert arrived(fake) == 0
 
-        with running_server(data_dir, extra_env=env) as second:
+        with running_server(data_dir, extra_env=env, ready_timeout=STARTUP_SECONDS) as second:
             post(second.base_url, case, REFERENCE_CHAT, "reference-1")
             wait_for(lambda: received_by(fake, case, REFERENCE_CHAT) >= 1, 60, "the reference reply")
             wait_for(lambda: set(outbox(database, case, CRASH_CHAT)) == {"sent"}, 30, "the recovered reply")
@@ -149,7 +150,7 @@ def test_sigkill_while_the_reply_is_in_flight_then_restart_never_resends(channel
     fake.delay_next(HOLD_SECONDS)  # the reply reaches the platform; its answer comes after the kill
     with serve_in_thread(fake.app) as platform_url:
         env = env_for(case, platform_url, None)
-        with running_server(data_dir, extra_env=env) as first:
+        with running_server(data_dir, extra_env=env, ready_timeout=STARTUP_SECONDS) as first:
             post(first.base_url, case, CRASH_CHAT, "crash-2")
             wait_for(lambda: arrived(fake) >= 1, 60, "the reply to reach the platform")
             os.kill(first.pid, signal.SIGKILL)
@@ -158,7 +159,7 @@ def test_sigkill_while_the_reply_is_in_flight_then_restart_never_resends(channel
         assert inbox(database, case, CRASH_CHAT) == ["done"]
         assert outbox(database, case, CRASH_CHAT)[0] == "sending"  # caught mid-send
 
-        with running_server(data_dir, extra_env=env) as second:
+        with running_server(data_dir, extra_env=env, ready_timeout=STARTUP_SECONDS) as second:
             post(second.base_url, case, REFERENCE_CHAT, "reference-2")
             wait_for(lambda: received_by(fake, case, REFERENCE_CHAT) >= 1, 60, "the reference reply")
             wait_for(lambda: received_by(fake, case, CRASH_CHAT) >= 1, 30, "the held request to complete")

@@ -107,7 +107,7 @@ def env_for(case: ChannelCase, platform_url: str, model_url: str | None) -> dict
     return env
 
 
-CASES = {"telegram": telegram.CASE, "twilio": twilio.CASE}
+CASES: dict[str, ChannelCase] = {"telegram": telegram.CASE, "twilio": twilio.CASE}
 
 
 @pytest.mark.parametrize("channel", sorted(CASES))
@@ -146,7 +146,7 @@ def test_sigkill_while_the_model_thinks_then_restart_answers_once(channel: str, 
 def test_sigkill_while_the_reply_is_in_flight_then_restart_never_resends(channel: str, data_dir: Path) -> None:
     case = CASES[channel]
     database = data_dir / "shopkeeper.db"
-    fake = case.fake()
+    fake: Any = case.fake()  # both cases' fakes can hold a request (delay_next)
     fake.delay_next(HOLD_SECONDS)  # the reply reaches the platform; its answer comes after the kill
     with serve_in_thread(fake.app) as platform_url:
         env = env_for(case, platform_url, None)

@@ -177,7 +177,18 @@ class KeepAliveClient:
         self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def post(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
-        reader, writer = self._idle.pop() if self._idle else await asyncio.open_connection(self._host, self._port)
+        if self._idle:
+            reader, writer = self._idle.pop()
+            try:
+                return await self._exchange(reader, writer, path, headers, body)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                writer.close()  # the server closed this idle connection (keep-alive timeout): retry on a new one
+        reader, writer = await asyncio.open_connection(self._host, self._port)
+        return await self._exchange(reader, writer, path, headers, body)
+
+    async def _exchange(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes]:
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         writer.write(
             f"POST {path} HTTP/1.1\r\nhost: {self._host}\r\ncontent-length: {len(body)}\r\n{head}\r\n".encode() + body

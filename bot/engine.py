@@ -59,7 +59,7 @@ from bot.reminders import PENDING_KEY as REMINDER_PENDING_KEY
 from bot.reminders import ReminderDialog
 from bot.responders import PURCHASE_REASONS, OfflineResponder, Responder, TurnContext, disclosure
 from bot.shop import ShopProfile
-from bot.store import Conversation, Store, utc_now
+from bot.store import Conversation, Store, TurnAlreadyFinished, utc_now
 from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no, is_yes, strip_greeting, understand
 from bot.verification import IdentityVerification
 from jobs.followups import FollowUpPolicy
@@ -195,6 +195,9 @@ class DialogEngine:
         """
         started = time.perf_counter()
         async with self._locks.hold((inbound.channel, inbound.chat_id)):
+            if inbox_id is not None and await self.store.inbox_status(inbox_id) not in (None, "accepted"):
+                # the recovery job and the worker (or two deliveries) both had this row: it is answered once
+                return await self.store.replies_for(inbox_id)
             conversation = await self.store.conversation_for(inbound)
             started_in = conversation.state
             conversation_id.set(conversation.id)
@@ -210,10 +213,13 @@ class DialogEngine:
                     conversation.context["unsupported_language_notice"] = "given"
             escalated = conversation.state == "pending_human" and started_in == "bot"
             reason = str(conversation.context.get("escalation", {}).get("reason", "asked_for_human")) if escalated else None
-            written = await self.store.finish_turn(
-                inbox_id, conversation, inbound, replies, outbox=via_outbox, escalation_reason=reason,
-                started_in=started_in,
-            )
+            try:
+                written = await self.store.finish_turn(
+                    inbox_id, conversation, inbound, replies, outbox=via_outbox, escalation_reason=reason,
+                    started_in=started_in,
+                )
+            except TurnAlreadyFinished:  # another process finished this row while we computed: theirs stands
+                return await self.store.replies_for(inbox_id) if inbox_id is not None else []
             if written is None:  # staff took the thread while the turn ran: the bot stays silent
                 self.events.publish(Event("message", conversation.id, "human"))
                 return []

@@ -10,11 +10,17 @@ A turn is written in two steps: :meth:`Store.accept` records the inbound event i
 the inbox (deduplicated on channel + platform id) before anything is
 acknowledged, and :meth:`Store.finish_turn` writes the shopper's message, the
 replies, the conversation's new state and the inbox status in one transaction.
+
+A webhook waits for :meth:`Store.accept` before it answers the platform, so the
+inbox has its own connection (its statements never queue behind the reads of
+turns in progress) and goes first in the writer queue: it waits at most for the
+one transaction being written, never for every turn queued behind it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import json
 import logging
@@ -51,6 +57,52 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class WriterQueue:
+    """One writer at a time, first come first served, except that urgent writers go first.
+
+    The lock is handed to the next waiter on release (it is never free while
+    someone waits), so a stream of ordinary writers cannot overtake an urgent one.
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._urgent: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._ordinary: collections.deque[asyncio.Future[None]] = collections.deque()
+
+    @property
+    def locked(self) -> bool:
+        return self._held
+
+    @asynccontextmanager
+    async def hold(self, *, urgent: bool = False) -> AsyncIterator[None]:
+        if self._held:
+            waiters = self._urgent if urgent else self._ordinary
+            turn = asyncio.get_running_loop().create_future()
+            waiters.append(turn)
+            try:
+                await turn
+            except asyncio.CancelledError:
+                if turn.done() and not turn.cancelled():
+                    self._release()  # handed the lock as it was cancelled: pass it on
+                else:
+                    waiters.remove(turn)
+                raise
+        self._held = True
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        for waiters in (self._urgent, self._ordinary):
+            while waiters:
+                turn = waiters.popleft()
+                if not turn.done():
+                    turn.set_result(None)  # ownership passes on: the lock stays held
+                    return
+        self._held = False
+
+
 class StoreError(RuntimeError):
     """The conversation database could not be opened or written."""
 
@@ -63,6 +115,13 @@ def storage_unavailable(exc: BaseException) -> bool:
     """True when ``exc`` says the database cannot be written now (disk full, read-only, I/O error), not a bug."""
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(exc, sqlite3.OperationalError) and code is not None and code & 0xFF in _STORAGE_UNAVAILABLE
+class TurnAlreadyFinished(StoreError):
+    """The inbox row's turn was completed by someone else (recovery and the worker both ran it)."""
+
+    def __init__(self, inbox_id: int, status: str) -> None:
+        super().__init__(f"inbox row {inbox_id} is already {status}")
+        self.inbox_id = inbox_id
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,7 +254,8 @@ class Store:
         self.path = path
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
-        self._write_lock = asyncio.Lock()
+        self._inbox_db: aiosqlite.Connection | None = None  # the webhook path's own connection
+        self._writers = WriterQueue()
 
     def __repr__(self) -> str:
         return f"Store(path={str(self.path)!r})"
@@ -216,21 +276,18 @@ class Store:
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: we issue BEGIN/COMMIT ourselves
-            self._db = await aiosqlite.connect(self.path, isolation_level=None)
-            self._db.row_factory = sqlite3.Row
+            self._db = await _connect(self.path)
             await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.execute("PRAGMA busy_timeout=5000")
-            await self._db.execute("PRAGMA foreign_keys=ON")
-            await self._db.execute("PRAGMA synchronous=NORMAL")
             await self._migrate()
+            self._inbox_db = await _connect(self.path)
         except (sqlite3.Error, OSError) as exc:
-            if self._db is not None:
-                await self._db.close()
-                self._db = None
+            await self.close()
             raise StoreError(f"cannot open the database at {self.path}: {exc}") from exc
 
     async def close(self) -> None:
+        if self._inbox_db is not None:
+            await self._inbox_db.close()
+            self._inbox_db = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -255,7 +312,7 @@ class Store:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``), serialised with every other writer."""
-        async with self._write_lock:
+        async with self._writers.hold():
             await self.db.execute("BEGIN IMMEDIATE")
             try:
                 yield self.db
@@ -279,7 +336,7 @@ class Store:
 
         Old WAL frames hold old row versions: after an erasure they must go too.
         """
-        async with self._write_lock, self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
+        async with self._writers.hold(), self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cur:
             row = await cur.fetchone()
         return row is None or not row[0]
 
@@ -293,22 +350,27 @@ class Store:
     # -- inbox ---------------------------------------------------------------
 
     async def accept(self, msg: InboundMessage) -> Accepted:
-        """Record an inbound event once; a replay returns the existing row."""
-        async with self.transaction() as db:
-            cur = await db.execute(
+        """Record an inbound event once; a replay returns the existing row.
+
+        One autocommit statement on the inbox connection, ahead of every queued turn write.
+        """
+        if self._inbox_db is None:
+            raise StoreError("the store is not open")
+        async with self._writers.hold(urgent=True):
+            inserted = await self._inbox_db.execute_fetchall(
                 "INSERT INTO inbox (channel, external_id, chat_id, payload, received_at) VALUES (?, ?, ?, ?, ?) "
-                "ON CONFLICT (channel, external_id) DO NOTHING",
+                "ON CONFLICT (channel, external_id) DO NOTHING RETURNING id",
                 (msg.channel, msg.external_id, msg.chat_id, _inbound_to_json(msg), self._now()),
             )
-            if cur.rowcount == 1 and cur.lastrowid is not None:
-                return Accepted(inbox_id=cur.lastrowid, is_new=True, status="accepted")
-            async with db.execute(
-                "SELECT id, status FROM inbox WHERE channel = ? AND external_id = ?", (msg.channel, msg.external_id)
-            ) as sel:
-                row = await sel.fetchone()
-            if row is None:  # the conflicting row vanished: only possible if someone deleted it meanwhile
-                raise StoreError(f"inbox row for {msg.channel}/{msg.external_id} disappeared")
-            return Accepted(inbox_id=row["id"], is_new=False, status=row["status"])
+        for row in inserted:
+            return Accepted(inbox_id=int(row[0]), is_new=True, status="accepted")
+        existing = await self._inbox_db.execute_fetchall(
+            "SELECT id, status FROM inbox WHERE channel = ? AND external_id = ?", (msg.channel, msg.external_id)
+        )
+        for row in existing:
+            return Accepted(inbox_id=int(row[0]), is_new=False, status=str(row[1]))
+        # the conflicting row vanished: only possible if someone deleted it meanwhile
+        raise StoreError(f"inbox row for {msg.channel}/{msg.external_id} disappeared")
 
     async def unfinished_inbox(self) -> list[InboxEntry]:
         """Accepted events whose turn has not completed, oldest first."""
@@ -320,6 +382,11 @@ class Store:
             InboxEntry(row["id"], inbound_from_json(row["payload"]), row["attempts"], datetime.fromisoformat(row["received_at"]))
             for row in rows
         ]
+
+    async def inbox_status(self, inbox_id: int) -> str | None:
+        async with self.db.execute("SELECT status FROM inbox WHERE id = ?", (inbox_id,)) as cur:
+            row = await cur.fetchone()
+        return None if row is None else str(row["status"])
 
     async def note_attempt(self, inbox_id: int, error: str) -> None:
         async with self.transaction() as db:
@@ -470,11 +537,18 @@ class Store:
         platform (channels that are not answered in the HTTP response).
         Returns the ids of the stored reply messages, or None when staff took the
         thread over while the turn ran (``started_in`` differs): then the replies are dropped.
+        Raises :class:`TurnAlreadyFinished`, writing nothing, when the inbox row is no longer
+        ``accepted``: another process ran the same turn first.
         """
         dropped = False
         now = self._now()
         reply_ids: list[int] = []
         async with self.transaction() as db:
+            if inbox_id is not None:
+                async with db.execute("SELECT status FROM inbox WHERE id = ?", (inbox_id,)) as cur:
+                    inbox_row = await cur.fetchone()
+                if inbox_row is not None and inbox_row["status"] != "accepted":
+                    raise TurnAlreadyFinished(inbox_id, inbox_row["status"])
             async with db.execute("SELECT state, owner, context FROM conversations WHERE id = ?", (conversation.id,)) as cur:
                 current = await cur.fetchone()
             if started_in is not None and current is not None and current["state"] != started_in:
@@ -527,6 +601,12 @@ class Store:
                 "UPDATE identities SET last_inbound_at = ?, unreachable = 0 WHERE channel = ? AND external_id = ?",
                 (inbound.timestamp.astimezone(UTC).isoformat(), inbound.channel, inbound.sender_id),
             )
+            if inbound.chat_id != inbound.sender_id:  # a group chat that wrote again has the bot back in it
+                await db.execute(
+                    "UPDATE conversations SET context = json_remove(context, '$.unreachable') "
+                    "WHERE channel = ? AND chat_id = ? AND json_extract(context, '$.unreachable') IS NOT NULL",
+                    (inbound.channel, inbound.chat_id),
+                )
             if escalation_reason is not None:
                 await db.execute(
                     "INSERT INTO escalations (conversation_id, reason, created_at) VALUES (?, ?, ?)",
@@ -700,20 +780,43 @@ class Store:
             )
 
     async def mark_unreachable(self, channel: str, external_id: str) -> None:
-        """The shopper blocked the bot or opted out on the platform: stop sending to them."""
+        """The shopper blocked the bot or opted out on the platform (or, for a group chat, removed it): stop sending."""
         async with self.transaction() as db:
-            await db.execute("UPDATE identities SET unreachable = 1 WHERE channel = ? AND external_id = ?", (channel, external_id))
+            cur = await db.execute(
+                "UPDATE identities SET unreachable = 1 WHERE channel = ? AND external_id = ?", (channel, external_id)
+            )
+            if cur.rowcount == 0:  # a group chat: its id is nobody's identity, the flag lives on its conversations
+                await db.execute(
+                    "UPDATE conversations SET context = json_set(COALESCE(context, '{}'), '$.unreachable', json('true')) "
+                    "WHERE channel = ? AND chat_id = ?",
+                    (channel, external_id),
+                )
 
-    async def reachability(self, channel: str, external_id: str) -> tuple[bool, datetime | None]:
-        """Whether the identity can be messaged, and when it last wrote to us."""
+    async def reachability(self, channel: str, chat_id: str) -> tuple[bool, datetime | None]:
+        """Whether the chat can be messaged, and when it last wrote to us.
+
+        A private chat is its shopper's identity. A group chat (Telegram) has an id of its
+        own: it is reachable while it has a conversation not flagged by :meth:`mark_unreachable`,
+        and its last message is the last one the inbox accepted from it.
+        """
         async with self.db.execute(
-            "SELECT unreachable, last_inbound_at FROM identities WHERE channel = ? AND external_id = ?", (channel, external_id)
+            "SELECT unreachable, last_inbound_at FROM identities WHERE channel = ? AND external_id = ?", (channel, chat_id)
         ) as cur:
             row = await cur.fetchone()
-        if row is None:
+        if row is not None:
+            last = datetime.fromisoformat(row["last_inbound_at"]) if row["last_inbound_at"] else None
+            return not row["unreachable"], last
+        async with self.db.execute(
+            "SELECT COALESCE(MAX(json_extract(c.context, '$.unreachable')), 0) AS unreachable, "
+            "(SELECT MAX(received_at) FROM inbox i WHERE i.channel = c.channel AND i.chat_id = c.chat_id) AS last_inbound_at "
+            "FROM conversations c WHERE c.channel = ? AND c.chat_id = ? GROUP BY c.channel, c.chat_id",
+            (channel, chat_id),
+        ) as cur:
+            group = await cur.fetchone()
+        if group is None:
             return False, None
-        last = datetime.fromisoformat(row["last_inbound_at"]) if row["last_inbound_at"] else None
-        return not row["unreachable"], last
+        last = datetime.fromisoformat(group["last_inbound_at"]) if group["last_inbound_at"] else None
+        return not group["unreachable"], last
 
     # -- customers and orders (demo data and imports) ------------------------
 
@@ -802,6 +905,14 @@ async def write_orders(db: aiosqlite.Connection, orders: Iterable[Order]) -> int
         )
         count += 1
     return count
+async def _connect(path: Path) -> aiosqlite.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves
+    db = await aiosqlite.connect(path, isolation_level=None)
+    db.row_factory = sqlite3.Row
+    await db.execute("PRAGMA busy_timeout=5000")
+    await db.execute("PRAGMA foreign_keys=ON")
+    await db.execute("PRAGMA synchronous=NORMAL")
+    return db
 
 
 def _outbox_item(row: sqlite3.Row) -> OutboxItem:

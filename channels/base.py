@@ -29,10 +29,10 @@ Exceptions::
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from bot.messages import InboundMessage, OutboundMessage
 
@@ -111,6 +111,35 @@ class SentMessage:
     """What the platform answered for a successful send."""
 
     platform_message_ids: tuple[str, ...]
+
+
+Part = TypeVar("Part")
+
+
+async def send_parts(parts: Sequence[Part], send_one: Callable[[int, Part], Awaitable[str]]) -> SentMessage:
+    """Send a reply rendered as several platform messages, in order.
+
+    ``send_one(index, part)`` sends one part and returns the platform's id for it,
+    raising :class:`SendError`. A failure after some parts went out is
+    ``maybe_sent``: the outbox must not resend the whole reply.
+    """
+    if not parts:
+        raise SendError("nothing to send: the reply is empty", permanent=True, code="empty")
+    sent: list[str] = []
+    for index, part in enumerate(parts):
+        try:
+            sent.append(await send_one(index, part))
+        except SendError as error:
+            if not sent:
+                raise
+            raise SendError(
+                f"{error} (after {len(sent)} of {len(parts)} parts were delivered)",
+                permanent=error.permanent,
+                unreachable=error.unreachable,
+                maybe_sent=True,
+                code=error.code,
+            ) from error
+    return SentMessage(tuple(sent))
 
 
 @dataclass(frozen=True, slots=True)

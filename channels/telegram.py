@@ -95,6 +95,7 @@ from channels.base import (
     WebhookAuthError,
     WebhookPayloadError,
     WebhookRequest,
+    send_parts,
 )
 
 if TYPE_CHECKING:
@@ -314,20 +315,16 @@ class TelegramChannel(BaseChannel):
 
     async def send(self, chat_id: str, message: OutboundMessage, *, staff_reply: bool = False) -> SentMessage:
         parts, keyboard = render(message)
-        if not parts:
-            raise SendError("nothing to send: the reply is empty", permanent=True, code="empty")
-        sent: list[str] = []
-        for index, part in enumerate(parts):
-            markup = keyboard if index == len(parts) - 1 else None
+
+        async def send_one(index: int, part: Part) -> str:
+            markup = keyboard if index == len(parts) - 1 else None  # the buttons go under the last part
             try:
                 result = await self._send_part(chat_id, part, markup)
             except TelegramError as exc:
-                error = self._translate(exc)
-                if sent:
-                    error = _partial(error, len(sent), len(parts))
-                raise error from exc
-            sent.append(f"{chat_id}:{result.message_id}")
-        return SentMessage(tuple(sent))
+                raise self._translate(exc) from exc
+            return f"{chat_id}:{result.message_id}"
+
+        return await send_parts(parts, send_one)
 
     async def _send_part(self, chat_id: str, part: Part, markup: InlineKeyboardMarkup | None) -> Message:
         if part.photo:
@@ -537,18 +534,6 @@ def _is_http(url: str) -> bool:
 
 def _fits_callback(payload: str) -> bool:
     return 0 < len(payload.encode("utf-8")) <= MAX_CALLBACK_DATA_BYTES
-
-
-def _partial(error: SendError, delivered: int, total: int) -> SendError:
-    """A failure after some parts went out: never resend the whole reply."""
-    return SendError(
-        f"{error} (after {delivered} of {total} parts were delivered)",
-        retry_after=None,
-        permanent=error.permanent,
-        unreachable=error.unreachable,
-        maybe_sent=True,
-        code=error.code,
-    )
 
 
 # -- parsing helpers ---------------------------------------------------------

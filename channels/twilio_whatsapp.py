@@ -73,6 +73,7 @@ from channels.base import (
     WebhookAuthError,
     WebhookPayloadError,
     WebhookRequest,
+    send_parts,
 )
 
 log = logging.getLogger(__name__)
@@ -302,20 +303,12 @@ class TwilioWhatsAppChannel(BaseChannel):
     # -- outbound ------------------------------------------------------------
 
     async def send(self, chat_id: str, message: OutboundMessage, *, staff_reply: bool = False) -> SentMessage:
-        parts = render(message)
-        if not parts:
-            raise SendError("nothing to send: the reply is empty", permanent=True, code="empty")
         to = chat_id if chat_id.startswith("whatsapp:") else f"whatsapp:{chat_id}"
-        sent: list[str] = []
-        for part in parts:
-            try:
-                sid = await self._create(to=to, body=part.body, media_url=[part.media] if part.media else None)
-            except SendError as error:
-                if sent:
-                    raise _partial(error, len(sent), len(parts)) from error
-                raise
-            sent.append(sid)
-        return SentMessage(tuple(sent))
+
+        async def send_one(index: int, part: Part) -> str:
+            return await self._create(to=to, body=part.body, media_url=[part.media] if part.media else None)
+
+        return await send_parts(render(message), send_one)
 
     async def send_template(self, chat_id: str, variables: Mapping[str, str]) -> SentMessage:
         """Send the approved content template (``twilio_template_sid``): the one way to write outside the 24-hour window."""
@@ -508,14 +501,3 @@ def split_words(text: str, fits: Callable[[str], bool]) -> list[str]:
     if current.strip():
         pieces.append(current.rstrip())
     return pieces
-
-
-def _partial(error: SendError, delivered: int, total: int) -> SendError:
-    """A failure after some parts went out: never resend the whole reply."""
-    return SendError(
-        f"{error} (after {delivered} of {total} parts were delivered)",
-        permanent=error.permanent,
-        unreachable=error.unreachable,
-        maybe_sent=True,
-        code=error.code,
-    )

@@ -4,7 +4,9 @@ Every inbound event is in the inbox before it is acknowledged; a row still
 ``accepted`` after a grace period belongs to a turn that died with its process.
 This job runs it again. The engine writes a turn atomically, so a row is either
 ``done`` with its replies or still ``accepted`` with none: re-running it never
-answers twice.
+answers twice. A platform's turn (Telegram, WhatsApp, Messenger) queues its
+replies in the outbox, as the webhook worker does; a web or terminal turn is
+delivered by the stored message itself.
 """
 
 from __future__ import annotations

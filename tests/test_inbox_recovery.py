@@ -59,3 +59,25 @@ async def test_a_turn_that_keeps_failing_is_marked_failed_not_retried_forever(se
         later = NOW + timedelta(minutes=10)
         assert await recover_unfinished(runtime.store, runtime.engine, now=later) == 0
         assert await runtime.store.unfinished_inbox() == []
+
+
+async def test_a_recovered_platform_turn_queues_its_reply_for_delivery(settings: Settings) -> None:
+    inbound = InboundMessage(channel="telegram", external_id="tg-crash", sender_id="515", chat_id="515", text="wool socks", timestamp=NOW)
+    async with open_runtime(settings, clock=lambda: NOW) as runtime:
+        await runtime.store.accept(inbound)  # acknowledged to Telegram, then the process died
+        assert await runtime.store.outbox_items("telegram", "515") == []
+        assert await recover_unfinished(runtime.store, runtime.engine, now=NOW, older_than=timedelta(0)) == 1
+        queued = await runtime.store.outbox_items("telegram", "515")
+        assert [item.status for item in queued] == ["pending"]  # the outbox sender delivers it like any reply
+        assert await runtime.store.outbox_items("web", "u") == []
+
+
+async def test_the_worker_and_the_recovery_job_running_one_row_answer_it_once(settings: Settings) -> None:
+    inbound = InboundMessage(channel="telegram", external_id="tg-both", sender_id="616", chat_id="616", text="wool socks", timestamp=NOW)
+    async with open_runtime(settings, clock=lambda: NOW) as runtime:
+        accepted = await runtime.store.accept(inbound)
+        runtime.worker.submit(accepted.inbox_id, inbound)  # a backlog older than the recovery's grace period
+        assert await recover_unfinished(runtime.store, runtime.engine, now=NOW, older_than=timedelta(0)) == 1
+        await runtime.worker.wait_idle()
+        assert len(await runtime.store.outbox_items("telegram", "616")) == 1
+        assert await runtime.store.inbox_status(accepted.inbox_id) == "done"

@@ -11,6 +11,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 from typing import Any
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -474,6 +475,41 @@ async def test_polled_updates_take_the_webhook_path_to_a_reply(fake: tuple[FakeT
         assert await poll_once(runtime, channel, offset, poll_seconds=0) == 902  # confirmed updates are gone
     (reply,) = platform.sent
     assert reply.chat_id == "1111111" and "sock" in reply.text.lower()
+
+
+async def test_a_group_chat_is_answered_in_the_group_until_the_bot_is_removed(fake: tuple[FakeTelegram, str], data_dir: Path) -> None:
+    platform, url = fake
+    group = load("group_message")  # from user 2222222 in supergroup -1001234567890
+    asked = {**group, "message": {**group["message"], "text": "do you have wool socks?", "entities": []}}
+    platform.push_update(asked)
+    settings = _polling_settings(data_dir, url).model_copy(update={"telegram_allow_groups": True})
+    async with open_runtime(settings) as runtime:
+        channel = runtime.channels["telegram"]
+        assert isinstance(channel, TelegramChannel)
+        offset = await poll_once(runtime, channel, None, poll_seconds=0)
+        await runtime.worker.wait_idle()
+        await runtime.sender.deliver_due()
+        (reply,) = platform.sent  # the group's id is nobody's identity: it is still reachable
+        assert reply.chat_id == "-1001234567890" and "sock" in reply.text.lower()
+        assert [item.status for item in await runtime.store.outbox_items("telegram", "-1001234567890")] == ["sent"]
+
+        platform.fail_next(403)  # "Forbidden: bot was kicked from the supergroup chat"
+        again = {**asked, "update_id": asked["update_id"] + 1, "message": {**asked["message"], "message_id": 89, "text": "and gloves?"}}
+        platform.push_update(again)
+        offset = await poll_once(runtime, channel, offset, poll_seconds=0)
+        await runtime.worker.wait_idle()
+        await runtime.sender.deliver_due()
+        assert await runtime.store.reachability("telegram", "-1001234567890") == (False, ANY)
+        assert await runtime.store.reachability("telegram", "2222222") == (True, ANY)  # the member did not block us
+
+        third = {**asked, "update_id": asked["update_id"] + 2, "message": {**asked["message"], "message_id": 90, "text": "thanks"}}
+        platform.push_update(third)  # the group wrote again: the bot is back in it
+        await poll_once(runtime, channel, offset, poll_seconds=0)
+        await runtime.worker.wait_idle()
+        await runtime.sender.deliver_due()
+        statuses = [item.status for item in await runtime.store.outbox_items("telegram", "-1001234567890")]
+    assert statuses == ["sent", "failed", "sent"]
+    assert [record.chat_id for record in platform.sent] == ["-1001234567890", "-1001234567890"]
 
 
 async def test_run_polling_removes_the_webhook_and_polls_until_stopped(fake: tuple[FakeTelegram, str], data_dir: Path) -> None:

@@ -122,7 +122,13 @@ def estimate_tokens(value: Any) -> int:
 class FakeMessagesAPI:
     """A scripted Messages API with prompt-cache accounting."""
 
-    def __init__(self, script: Iterable[Step | Model] = (), *, default: Step | Model | None = None, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        script: Iterable[Step | Model] = (),
+        *,
+        default: Step | Model | None = None,
+        latency: float | Callable[[], float] = 0.0,
+    ) -> None:
         self.script: deque[Step | Model] = deque(script)
         self.default = default or reply("Sorry, the fake model has nothing scripted.")
         self.latency = latency
@@ -154,8 +160,7 @@ class FakeMessagesAPI:
                 return httpx2.Response(404, json=_error_body("not_found_error", "unknown route"))
             body = json.loads(request.content)
             status, headers, payload = self._answer(dict(request.headers), body)
-            if self.latency:
-                await asyncio.sleep(self.latency)
+            await self._think()
             return httpx2.Response(status, headers=headers, json=payload)
         finally:
             self.server_seconds += time.perf_counter() - started
@@ -166,9 +171,16 @@ class FakeMessagesAPI:
         async def messages(request: Request) -> JSONResponse:
             body = json.loads(await request.body())
             status, headers, payload = self._answer(dict(request.headers), body)
+            await self._think()
             return JSONResponse(payload, status_code=status, headers=headers)
 
         return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
+
+    async def _think(self) -> None:
+        """The model's latency: a fixed number of seconds or a callable drawing one per call."""
+        seconds = self.latency() if callable(self.latency) else self.latency
+        if seconds:
+            await asyncio.sleep(seconds)
 
     def _answer(self, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, dict[str, str], dict[str, Any]]:
         self.requests.append(RecordedRequest({k.lower(): v for k, v in headers.items()}, body))

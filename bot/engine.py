@@ -63,7 +63,7 @@ from bot.store import Conversation, Store, TurnAlreadyFinished, utc_now
 from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no, is_yes, strip_greeting, understand
 from bot.verification import IdentityVerification
 from jobs.followups import FollowUpPolicy
-from kb.index import BaseIndex
+from kb.index import BaseIndex, IndexUnavailableError
 from kb.models import Hit, SearchFilters
 from kb.query import clean_query
 
@@ -373,27 +373,32 @@ class DialogEngine:
         hits: list[Hit] = []
         near_misses: list[Hit] = []
         purchase_reasons: dict[str, str] = {}
-        if understanding.intent is Intent.PRODUCT_SEARCH:
-            query, in_stock_only = self._product_query(text, understanding, context, locale)
-            if in_stock_only:
-                filters = dataclasses.replace(filters, in_stock_only=True)
-            # prior orders re-rank what the hard filters let through (verified customers only)
-            history = await load_purchase_history(self.store, self.index, conversation.customer_id) if verified else PurchaseHistory()
-            pool = self.results * 3 if not history.is_empty() else self.results
-            hits = await self.index.search(query, filters, k=pool, kinds=("product",))
-            if not history.is_empty():
-                suggestions = rerank(hits, history, now)[: self.results]
-                hits = [s.hit for s in suggestions]
-                purchase_reasons = reasons_by_product(suggestions)
-            if not hits and not filters.is_empty():
-                # the closest options may break the budget, size or stock, never an allergy or a dietary need
-                never_relaxed = SearchFilters(exclude_allergens=filters.exclude_allergens, dietary=filters.dietary)
-                near_misses = await self.index.search(query, never_relaxed, k=self.results, kinds=("product",))
-        elif understanding.intent is Intent.POLICY:
-            topic = understanding.policy_topic or PolicyTopic.GENERAL
-            # the shopper's own words rank best; a tapped topic button has none, so it gets the topic's
-            query = TOPIC_QUERIES.get(topic, text) if text.startswith("/topic") else text
-            hits = await self.index.search(query, SearchFilters(lang=locale), k=3, kinds=("passage",))
+        try:
+            if understanding.intent is Intent.PRODUCT_SEARCH:
+                query, in_stock_only = self._product_query(text, understanding, context, locale)
+                if in_stock_only:
+                    filters = dataclasses.replace(filters, in_stock_only=True)
+                # prior orders re-rank what the hard filters let through (verified customers only)
+                history = await load_purchase_history(self.store, self.index, conversation.customer_id) if verified else PurchaseHistory()
+                pool = self.results * 3 if not history.is_empty() else self.results
+                hits = await self.index.search(query, filters, k=pool, kinds=("product",))
+                if not history.is_empty():
+                    suggestions = rerank(hits, history, now)[: self.results]
+                    hits = [s.hit for s in suggestions]
+                    purchase_reasons = reasons_by_product(suggestions)
+                if not hits and not filters.is_empty():
+                    # the closest options may break the budget, size or stock, never an allergy or a dietary need
+                    never_relaxed = SearchFilters(exclude_allergens=filters.exclude_allergens, dietary=filters.dietary)
+                    near_misses = await self.index.search(query, never_relaxed, k=self.results, kinds=("product",))
+            elif understanding.intent is Intent.POLICY:
+                topic = understanding.policy_topic or PolicyTopic.GENERAL
+                # the shopper's own words rank best; a tapped topic button has none, so it gets the topic's
+                query = TOPIC_QUERIES.get(topic, text) if text.startswith("/topic") else text
+                hits = await self.index.search(query, SearchFilters(lang=locale), k=3, kinds=("passage",))
+        except IndexUnavailableError as exc:  # Weaviate down or unreachable: say so now, search again next turn
+            log.warning("catalog search unavailable: %s", exc)
+            notice = _("I can't search the catalog right now. Please try again in a few minutes, or ask for a person.")
+            return self._disclosed([OutboundMessage(notice)], first_turn), conversation
 
         orders = await self.store.orders_for(conversation.customer_id) if verified else []
         if verified and understanding.intent is Intent.ORDER_STATUS and understanding.order_number:

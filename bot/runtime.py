@@ -124,7 +124,7 @@ async def open_runtime(
                     await channel.open()
                     stack.push_async_callback(channel.close)
                 sender = OutboxSender(store, channels, clock=clock, metrics=metrics, default_locale=shop.default_locale)
-                worker = TurnWorker(engine, on_replies=sender.wake)
+                worker = TurnWorker(engine, on_replies=sender.wake, max_concurrent=settings.max_concurrent_turns)
                 try:
                     yield Runtime(
                         settings=settings, store=store, index=index, shop=shop, engine=engine,

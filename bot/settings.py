@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # Retrieval
     embedder: Literal["auto", "e5", "none"] = "auto"
     search_results: int = Field(default=3, ge=1, le=10)
+    # webhook turns run at once in this process (more wait in their chat's queue): webhook acks stay fast
+    max_concurrent_turns: int = Field(default=32, ge=1, le=1024)
     # Weaviate instead of the embedded SQLite index when a URL is set (see docs/weaviate.md).
     weaviate_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+([/?][^\s]*)?$")
     weaviate_api_key: SecretStr | None = None

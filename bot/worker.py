@@ -6,6 +6,10 @@ draining it, so a chat's messages are answered in arrival order while other
 chats proceed in parallel. Replies go to the outbox in the turn's transaction;
 the worker then wakes the outbox sender.
 
+At most ``max_concurrent`` turns run at once (the others wait in their chat's
+queue): a turn is CPU work on the event loop that also answers the webhooks, and
+hundreds of ready turns would make every acknowledgement wait behind them.
+
 On shutdown :meth:`stop` lets in-flight turns finish and leaves queued ones in
 the inbox (still ``accepted``), where the next start's recovery picks them up.
 """
@@ -32,8 +36,11 @@ class _ChatQueue:
 class TurnWorker:
     """Background processing of accepted inbound events."""
 
-    def __init__(self, engine: DialogEngine, *, on_replies: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, engine: DialogEngine, *, on_replies: Callable[[], None] | None = None, max_concurrent: int = 32
+    ) -> None:
         self._engine = engine
+        self._running = asyncio.Semaphore(max_concurrent)
         self._on_replies = on_replies
         self._chats: dict[tuple[str, str], _ChatQueue] = {}
         self._stopping = False
@@ -58,7 +65,8 @@ class TurnWorker:
         while not chat.items.empty() and not self._stopping:
             inbox_id, inbound = chat.items.get_nowait()
             try:
-                await self._engine.handle(inbound, inbox_id=inbox_id, via_outbox=True)
+                async with self._running:
+                    await self._engine.handle(inbound, inbox_id=inbox_id, via_outbox=True)
             except Exception:  # the row stays 'accepted' and the recovery job retries it
                 log.exception("turn for inbox row %d failed; it will be retried", inbox_id)
             if self._on_replies is not None:

@@ -12,9 +12,10 @@ acknowledged, and :meth:`Store.finish_turn` writes the shopper's message, the
 replies, the conversation's new state and the inbox status in one transaction.
 
 A webhook waits for :meth:`Store.accept` before it answers the platform, so the
-inbox has its own connection (its statements never queue behind the reads of
-turns in progress) and goes first in the writer queue: it waits at most for the
-one transaction being written, never for every turn queued behind it.
+inbox insert goes first in the writer queue: it waits at most for the one
+transaction being written, never for every turn queued behind it. There is one
+writing connection: a second one would compete for SQLite's write lock ("database
+is locked" under load) instead of queueing.
 """
 
 from __future__ import annotations
@@ -254,7 +255,6 @@ class Store:
         self.path = path
         self._clock = clock
         self._db: aiosqlite.Connection | None = None
-        self._inbox_db: aiosqlite.Connection | None = None  # the webhook path's own connection
         self._writers = WriterQueue()
 
     def __repr__(self) -> str:
@@ -279,15 +279,11 @@ class Store:
             self._db = await _connect(self.path)
             await self._db.execute("PRAGMA journal_mode=WAL")
             await self._migrate()
-            self._inbox_db = await _connect(self.path)
         except (sqlite3.Error, OSError) as exc:
             await self.close()
             raise StoreError(f"cannot open the database at {self.path}: {exc}") from exc
 
     async def close(self) -> None:
-        if self._inbox_db is not None:
-            await self._inbox_db.close()
-            self._inbox_db = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -352,19 +348,17 @@ class Store:
     async def accept(self, msg: InboundMessage) -> Accepted:
         """Record an inbound event once; a replay returns the existing row.
 
-        One autocommit statement on the inbox connection, ahead of every queued turn write.
+        One autocommit statement, ahead of every queued turn write (the webhook waits for it).
         """
-        if self._inbox_db is None:
-            raise StoreError("the store is not open")
         async with self._writers.hold(urgent=True):
-            inserted = await self._inbox_db.execute_fetchall(
+            inserted = await self.db.execute_fetchall(
                 "INSERT INTO inbox (channel, external_id, chat_id, payload, received_at) VALUES (?, ?, ?, ?, ?) "
                 "ON CONFLICT (channel, external_id) DO NOTHING RETURNING id",
                 (msg.channel, msg.external_id, msg.chat_id, _inbound_to_json(msg), self._now()),
             )
         for row in inserted:
             return Accepted(inbox_id=int(row[0]), is_new=True, status="accepted")
-        existing = await self._inbox_db.execute_fetchall(
+        existing = await self.db.execute_fetchall(
             "SELECT id, status FROM inbox WHERE channel = ? AND external_id = ?", (msg.channel, msg.external_id)
         )
         for row in existing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,3 +95,28 @@ async def test_staff_taking_over_during_a_turn_wins_and_the_bot_reply_is_dropped
         assert await store.replies_for(accepted.inbox_id) == []
         assert await store.outbox_items("web", "racer") == []
         assert await store.count("messages") == 1  # the shopper's message is kept for staff
+
+
+async def test_an_inbox_insert_goes_ahead_of_queued_turn_writes() -> None:
+    from bot.store import WriterQueue
+
+    queue = WriterQueue()
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def writer(name: str, *, urgent: bool = False) -> None:
+        async with queue.hold(urgent=urgent):
+            order.append(name)
+            if name == "first":
+                await release.wait()
+
+    first = asyncio.create_task(writer("first"))
+    await asyncio.sleep(0)  # the first writer holds the queue
+    queued = [asyncio.create_task(writer(f"turn-{i}")) for i in range(3)]
+    await asyncio.sleep(0)
+    inbox = asyncio.create_task(writer("inbox", urgent=True))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.gather(first, *queued, inbox)
+    assert order == ["first", "inbox", "turn-0", "turn-1", "turn-2"]
+    assert not queue.locked

@@ -129,8 +129,15 @@ def test_edge_case_and_injection_texts_over_every_channel_are_stored_exactly_and
         ]
         assert sorted(stored) == sorted(EDGE_TEXTS.values()), channel  # byte for byte: nothing stripped, escaped or truncated
     assert rows(data_dir, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name") == tables_before
-    # every message answered once; the Telegram fake refuses HTML it cannot parse, so an unescaped echo would show as failed
-    assert rows(data_dir, "SELECT status, COUNT(*) FROM outbox GROUP BY status") == [("sent", 3 * len(EDGE_TEXTS))]
+    # every platform message answered by one turn (a turn may send two messages: an answer, then a yes/no question such
+    # as "shall I remember size 42?"); the Telegram fake refuses HTML it cannot parse, so an unescaped echo would fail
+    replies_per_turn = rows(
+        data_dir,
+        "SELECT i.id, COUNT(m.id) FROM inbox i LEFT JOIN messages m ON m.inbox_id = i.id AND m.direction = 'out' "
+        "WHERE i.channel != 'web' GROUP BY i.id",
+    )
+    assert len(replies_per_turn) == 3 * len(EDGE_TEXTS) and all(n >= 1 for _, n in replies_per_turn)
+    assert rows(data_dir, "SELECT status, COUNT(*) FROM outbox GROUP BY status") == [("sent", sum(n for _, n in replies_per_turn))]
     assert rows(data_dir, "SELECT COUNT(*) FROM inbox WHERE status = 'done'")[0][0] == 4 * len(EDGE_TEXTS)
     for name, (fake, _url) in platforms.items():
         assert fake.sent, name

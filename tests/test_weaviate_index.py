@@ -770,6 +770,8 @@ async def test_an_unreachable_server_is_index_unavailable(server: FakeServer, in
     for call in (index.get_product("kettle"), index.product_count(), index.brands()):
         with pytest.raises(IndexUnavailableError):
             await call
+    server.down = False  # back up: the same client answers again, no restart
+    assert [hit.id for hit in await index.search("wool socks")]
     await index.close()
     with pytest.raises(IndexUnavailableError, match="not open"):
         await index.search("wool socks")

@@ -36,8 +36,9 @@ import hmac
 import json
 import shutil
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
@@ -48,6 +49,8 @@ from bot.runtime import Runtime
 from kb.index import BaseIndex, IndexUnavailableError
 from kb.ingest import FORMATS, IngestError
 from kb.inventory import MAX_QUANTITY, StockChange, UnknownSkuError, ingest_path, set_stocks
+
+_FormatQuery = TypeVar("_FormatQuery", bound=BaseModel)
 
 SIGNATURE_HEADER = "X-Shopkeeper-Signature"
 SIGNATURE_PREFIX = "sha256="
@@ -221,16 +224,23 @@ async def _ingest_upload(index: BaseIndex, body: bytes, fmt: str | None, source:
     )
 
 
+def _query(request: Request, model: type[_FormatQuery], formats: Sequence[str]) -> _FormatQuery:
+    """The query parameters of an upload (read only after authentication), with its ``format`` checked: 422 otherwise."""
+    try:
+        query = model.model_validate(dict(request.query_params))
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
+    fmt = getattr(query, "format", None)
+    if fmt is not None and fmt not in formats:
+        raise HTTPException(422, detail=f"format: must be one of {', '.join(formats)}")
+    return query
+
+
 @router.post("/catalog", summary="Upload a catalog file (same import as `shopkeeper ingest`)", response_model=CatalogResponse)
 async def upload_catalog(request: Request) -> CatalogResponse:
     # query parameters are read after authentication, so an unsigned request never learns what is valid
     body = await _signed_body(request, MAX_CATALOG_BYTES)
-    try:
-        query = CatalogQuery.model_validate(dict(request.query_params))
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
-    if query.format is not None and query.format not in UPLOAD_FORMATS:
-        raise HTTPException(422, detail=f"format: must be one of {', '.join(UPLOAD_FORMATS)}")
+    query = _query(request, CatalogQuery, UPLOAD_FORMATS)
     if not body.strip():
         raise HTTPException(422, detail="body: empty catalog file")
     runtime = _runtime(request)
@@ -267,12 +277,7 @@ def _one_order_as_list(text: str) -> str:
 @router.post("/orders", summary="Send orders (linked to customers by e-mail or phone)", response_model=OrdersResponse)
 async def receive_orders(request: Request) -> OrdersResponse:
     body = await _signed_body(request, MAX_ORDERS_BYTES)
-    try:
-        query = OrdersQuery.model_validate(dict(request.query_params))
-    except ValidationError as exc:
-        raise RequestValidationError(exc.errors(include_url=False, include_context=False)) from None
-    if query.format is not None and query.format not in ORDER_FORMATS:
-        raise HTTPException(422, detail=f"format: must be one of {', '.join(ORDER_FORMATS)}")
+    query = _query(request, OrdersQuery, ORDER_FORMATS)
     try:
         text = body.decode("utf-8-sig")
     except UnicodeDecodeError:

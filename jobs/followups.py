@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from bot.consent import ConsentLedger, Purpose, item_label, stamp
@@ -681,32 +681,30 @@ class FollowUpDispatcher:
         return found
 
     async def _recent_nudges(self, items: Sequence[DueFollowUp], now: datetime) -> defaultdict[str, list[datetime]]:
-        recent: defaultdict[str, list[datetime]] = defaultdict(list)
+        """Back-in-stock nudges sent to each customer of the batch within the frequency-cap window."""
         customers = sorted({item.customer_id for item in items if item.kind in NUDGE_KINDS})
-        for chunk in _chunks(customers, 500):
-            marks = ",".join("?" * len(chunk))
-            async with self._store.db.execute(
-                f"SELECT customer_id, sent_at FROM followups WHERE customer_id IN ({marks}) AND kind = 'back_in_stock' "  # noqa: S608
-                f"AND sent_at > ? AND status IN ('queued', 'sending', 'sent', 'maybe_sent')",
-                (*chunk, stamp(now - self.policy.cap_window)),
-            ) as cur:
-                for row in await cur.fetchall():
-                    recent[row["customer_id"]].append(datetime.fromisoformat(row["sent_at"]))
-        return recent
+        return await self._nudges_sent("customer_id", customers, now - self.policy.cap_window)
 
     async def _wave(self, items: Sequence[DueFollowUp], now: datetime) -> defaultdict[str, list[datetime]]:
-        wave: defaultdict[str, list[datetime]] = defaultdict(list)
+        """Back-in-stock nudges sent for each SKU of the batch within the current restock wave."""
         skus = sorted({item.sku for item in items if item.kind == BACK_IN_STOCK and item.sku})
-        for chunk in _chunks(skus, 500):
+        return await self._nudges_sent("sku", skus, now - self.policy.restock_wave)
+
+    async def _nudges_sent(
+        self, column: Literal["customer_id", "sku"], keys: Sequence[str], since: datetime
+    ) -> defaultdict[str, list[datetime]]:
+        """When back-in-stock nudges went out (or may have) after ``since``, by ``column`` value."""
+        sent: defaultdict[str, list[datetime]] = defaultdict(list)
+        for chunk in _chunks(keys, 500):
             marks = ",".join("?" * len(chunk))
             async with self._store.db.execute(
-                f"SELECT sku, sent_at FROM followups WHERE sku IN ({marks}) AND kind = 'back_in_stock' "  # noqa: S608
+                f"SELECT {column} AS key, sent_at FROM followups WHERE {column} IN ({marks}) AND kind = 'back_in_stock' "  # noqa: S608
                 f"AND sent_at > ? AND status IN ('queued', 'sending', 'sent', 'maybe_sent')",
-                (*chunk, stamp(now - self.policy.restock_wave)),
+                (*chunk, stamp(since)),
             ) as cur:
                 for row in await cur.fetchall():
-                    wave[row["sku"]].append(datetime.fromisoformat(row["sent_at"]))
-        return wave
+                    sent[row["key"]].append(datetime.fromisoformat(row["sent_at"]))
+        return sent
 
     async def _apply(self, planned: Sequence[_Planned], now: datetime, report: DispatchReport) -> list[_TemplateJob]:
         """Write the batch's decisions in one transaction, fenced by the lease; returns the templates to send.

@@ -240,18 +240,20 @@ GLOSSARY: Final[dict[str, tuple[str, str, str, str]]] = {
     "light (weight)": ("ligero|ligera", "léger|légère", "leicht|leichte|leichten", "leve"),
 }
 _LANGUAGES: Final = ("es", "fr", "de", "pt")
-_ACCENTS: Final = {
+# How an accented letter may be typed (or not) by a shopper; shared with kb.query's vocabulary.
+ACCENTS: Final = {
     "á": "[aá]", "à": "[aà]", "â": "[aâ]", "ã": "[aã]", "ä": "(?:ä|ae|a)", "é": "[eé]", "è": "[eè]", "ê": "[eê]",
-    "í": "[ií]", "î": "[iî]", "ó": "[oó]", "ô": "[oô]", "õ": "[oõ]", "ö": "(?:ö|oe|o)", "ú": "[uú]", "û": "[uû]",
-    "ü": "(?:ü|ue|u)", "ñ": "[nñ]", "ç": "[cç]", "ß": "(?:ß|ss)", "œ": "(?:œ|oe)",
+    "ë": "[eë]", "í": "[ií]", "î": "[iî]", "ï": "[iï]", "ó": "[oó]", "ô": "[oô]", "õ": "[oõ]", "ö": "(?:ö|oe|o)",
+    "ú": "[uú]", "û": "[uû]", "ü": "(?:ü|ue|u)", "ñ": "[nñ]", "ç": "[cç]", "ß": "(?:ß|ss)", "œ": "(?:œ|oe)",
 }
 
 
-def _pattern(form: str) -> str:
+def phrase_pattern(phrase: str) -> str:
+    """The regular expression of a lower-case phrase: accents optional, spaces and hyphens loose, apostrophes optional."""
     out = []
-    for ch in form:
-        if ch in _ACCENTS:
-            out.append(_ACCENTS[ch])
+    for ch in phrase:
+        if ch in ACCENTS:
+            out.append(ACCENTS[ch])
         elif ch == " ":
             out.append(r"[\s\-]+")
         elif ch == "-":
@@ -260,7 +262,11 @@ def _pattern(form: str) -> str:
             out.append("['’]?")
         else:
             out.append(re.escape(ch))
-    return "".join(out) + r"(?:e?s)?"
+    return "".join(out)
+
+
+def _pattern(form: str) -> str:
+    return phrase_pattern(form) + r"(?:e?s)?"
 
 
 def _english(term: str) -> str:

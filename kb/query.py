@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
-from kb.glossary import translations
+from kb.glossary import phrase_pattern, translations
 
 __all__ = ["QUERY_LANGUAGES", "ProductQuery", "clean_query"]
 
@@ -223,11 +223,6 @@ _NEGATION_STOPS: Final = frozenset(
     mit in größe pra e ou mas com em tamanho""".split()
 )
 
-_ACCENTS: Final = {
-    "á": "[aá]", "à": "[aà]", "â": "[aâ]", "ã": "[aã]", "ä": "(?:ä|ae|a)", "é": "[eé]", "è": "[eè]", "ê": "[eê]",
-    "ë": "[eë]", "í": "[ií]", "î": "[iî]", "ï": "[iï]", "ó": "[oó]", "ô": "[oô]", "õ": "[oõ]", "ö": "(?:ö|oe|o)",
-    "ú": "[uú]", "û": "[uû]", "ü": "(?:ü|ue|u)", "ñ": "[nñ]", "ç": "[cç]", "ß": "(?:ß|ss)", "œ": "(?:œ|oe)",
-}
 _PUNCTUATION: Final = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'", "´": "'", "–": "-", "—": "-", "‐": "-",
                                      "‑": "-", "−": "-", "“": '"', "”": '"', "«": '"', "»": '"', "„": '"'})
 # Words that may follow an amount and belong to the budget phrase ("$50 or less").
@@ -235,26 +230,9 @@ _AFTER_AMOUNT: Final = r"(?:or less|or under|max|tops|o menos|ou menos|ou moins|
 _NUMBER: Final = r"\d+(?:[.,\u00a0 ]\d{3})*(?:[.,]\d{1,2})?(?:\s?(?:k|mil)(?!\w))?"
 
 
-def _phrase(phrase: str) -> str:
-    """The regular expression of one vocabulary phrase (see the notes above the tables)."""
-    out: list[str] = []
-    for ch in phrase:
-        if ch in _ACCENTS:
-            out.append(_ACCENTS[ch])
-        elif ch == " ":
-            out.append(r"[\s\-]+")
-        elif ch == "-":
-            out.append(r"[\s\-]?")
-        elif ch == "'":
-            out.append("'?")
-        else:
-            out.append(re.escape(ch))
-    return "".join(out)
-
-
 def _alternatives(phrases: tuple[str, ...] | list[str]) -> str:
     ordered = sorted(set(phrases), key=len, reverse=True)
-    return "(?:" + "|".join(_phrase(p) for p in ordered) + ")"
+    return "(?:" + "|".join(phrase_pattern(p) for p in ordered) + ")"
 
 
 def _languages(language: str | None) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import pytest
 
 from bot.claude import ClaudeResponder
 from bot.i18n import use_locale
-from bot.messages import InboundMessage, OutboundMessage, ProductCard
+from bot.messages import OutboundMessage
 from bot.order_import import import_orders, parse_orders
 from bot.purchase_history import (
     CO_PURCHASE_MIN_ORDERS,
@@ -34,6 +34,7 @@ from kb.models import Hit, Product, SearchFilters, Variant
 from tests.fakes.anthropic_api import FakeMessagesAPI, reply, tool_call
 from tests.fakes.followups import Clock
 from tests.fakes.notifier import MailboxNotifier
+from tests.support.shoppers import Chat
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 LUCIA = "lucia.romero@example.com"
@@ -68,24 +69,6 @@ async def add_orders(runtime: Runtime, text: str) -> None:
     parsed = parse_orders(text, name="test.csv", timezone="Europe/Madrid")
     assert not parsed.errors
     await import_orders(runtime.store, runtime.index, parsed, source="test.csv", default_currency="EUR")
-
-
-class Chat:
-    def __init__(self, runtime: Runtime, clock: Clock, user: str, channel: str) -> None:
-        self.runtime, self.clock, self.user, self.channel = runtime, clock, user, channel
-        self.count = 0
-
-    async def say(self, text: str) -> list[OutboundMessage]:
-        self.count += 1
-        self.clock.advance(seconds=5)
-        inbound = InboundMessage(
-            channel=self.channel, external_id=f"{self.user}-{self.count}", sender_id=self.user, chat_id=self.user,
-            text=text, timestamp=self.clock(), locale_hint="en",
-        )
-        return await self.runtime.engine.handle(inbound)
-
-    async def cards(self, text: str) -> list[ProductCard]:
-        return [card for reply in await self.say(text) for card in reply.products]
 
 
 def everything(replies: list[OutboundMessage]) -> str:
@@ -174,7 +157,7 @@ def test_when_every_hit_is_already_owned_they_are_kept_and_say_so() -> None:
 
 async def test_preferences_never_override_hard_filters(runtime: Runtime, clock: Clock) -> None:
     # Oliver's history favours Finch Athletic running shoes around 90 €; he asks for under 70
-    oliver = Chat(runtime, clock, "whatsapp:+15550100002", "twilio")
+    oliver = Chat(runtime, clock, "whatsapp:+15550100002", "twilio", locale="en")
     cards = await oliver.cards("running shoes under 70")
     assert cards and all(card.price <= Decimal("70") for card in cards)
     filtered = await runtime.index.search("running shoes", SearchFilters(max_price=Decimal("70")), k=20, kinds=("product",))
@@ -189,19 +172,19 @@ async def test_two_customers_on_two_channels_never_see_each_others_orders_or_the
     runtime: Runtime, clock: Clock, mailbox: MailboxNotifier
 ) -> None:
     await add_orders(runtime, other_customers_orders(CO_PURCHASE_MIN_ORDERS))
-    lucia = Chat(runtime, clock, "tg-lucia", "telegram")
-    await lucia.say("where is my order?")
-    await lucia.say(LUCIA)
-    assert "AF-1027" in everything(await lucia.say(mailbox.last_code_for(LUCIA)))  # verified: her latest order
-    oliver = Chat(runtime, clock, "whatsapp:+15550100002", "twilio")  # verified by his number
+    lucia = Chat(runtime, clock, "tg-lucia", "telegram", locale="en")
+    await lucia.replies("where is my order?")
+    await lucia.replies(LUCIA)
+    assert "AF-1027" in everything(await lucia.replies(mailbox.last_code_for(LUCIA)))  # verified: her latest order
+    oliver = Chat(runtime, clock, "whatsapp:+15550100002", "twilio", locale="en")  # verified by his number
 
     # order numbers: each sees only their own
-    assert "AF-1001" in everything(await lucia.say("where is order AF-1001?"))
+    assert "AF-1001" in everything(await lucia.replies("where is order AF-1001?"))
     for number, total in (("AF-1003", "109"), ("AF-1022", "229")):
-        answer = everything(await lucia.say(f"where is order {number}?"))
+        answer = everything(await lucia.replies(f"where is order {number}?"))
         assert "can't find an order" in answer and number not in answer and total not in answer
-    assert "AF-1022" in everything(await oliver.say("where is order AF-1022?"))
-    answer = everything(await oliver.say("where is order AF-1001?"))
+    assert "AF-1022" in everything(await oliver.replies("where is order AF-1022?"))
+    answer = everything(await oliver.replies("where is order AF-1001?"))
     assert "can't find an order" in answer and "AF-1001" not in answer and "176" not in answer
 
     # suggestions: shaped by their own orders only
@@ -218,7 +201,7 @@ async def test_two_customers_on_two_channels_never_see_each_others_orders_or_the
     assert "in your usual size 43" in oliver_reasons and "size 38" not in oliver_reasons
 
     # a third, unverified shopper on the web gets no purchase-based reasons at all
-    stranger = Chat(runtime, clock, "web-stranger", "web")
+    stranger = Chat(runtime, clock, "web-stranger", "web", locale="en")
     for card in await stranger.cards("hiking boots") + await stranger.cards("daypack"):
         assert "bought" not in card.reason and "usual" not in card.reason
 
@@ -233,7 +216,7 @@ async def test_claudes_cards_carry_the_same_purchase_reasons(runtime: Runtime, c
     runtime.engine.responder = ClaudeResponder(client, model="claude-test", max_tokens=512, tools=ToolBox(runtime.index),
                                                store=runtime.store, turn_timeout=10.0)
     try:
-        oliver = Chat(runtime, clock, "whatsapp:+15550100002", "twilio")
+        oliver = Chat(runtime, clock, "whatsapp:+15550100002", "twilio", locale="en")
         cards = await oliver.cards("daypack")
     finally:
         await client.close()

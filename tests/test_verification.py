@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-from bot.messages import InboundMessage, OutboundMessage
 from bot.notifiers import LogNotifier, mask_email
 from bot.order_lookup import MISS_LIMIT
 from bot.phones import to_e164, whatsapp_e164
@@ -27,6 +26,7 @@ from bot.settings import Settings
 from bot.verification import MAX_ATTEMPTS, MAX_CODES_PER_HOUR
 from tests.fakes.followups import Clock
 from tests.fakes.notifier import MailboxNotifier
+from tests.support.shoppers import Chat
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
 LUCIA = "lucia.romero@example.com"
@@ -46,35 +46,6 @@ def mailbox() -> MailboxNotifier:
 async def runtime(settings: Settings, clock: Clock, mailbox: MailboxNotifier) -> AsyncIterator[Runtime]:
     async with open_runtime(settings, clock=clock, notifier=mailbox) as opened:
         yield opened
-
-
-class Chat:
-    """One shopper on one channel, talking to the real engine."""
-
-    def __init__(self, runtime: Runtime, clock: Clock, user: str, channel: str = "telegram", locale: str | None = None) -> None:
-        self.runtime, self.clock, self.user, self.channel, self.locale = runtime, clock, user, channel, locale
-        self.count = 0
-
-    async def say(self, text: str) -> str:
-        self.count += 1
-        self.clock.advance(seconds=5)
-        inbound = InboundMessage(
-            channel=self.channel, external_id=f"{self.user}-{self.count}", sender_id=self.user, chat_id=self.user,
-            text=text, timestamp=self.clock(), locale_hint=self.locale,
-        )
-        return text_of(await self.runtime.engine.handle(inbound))
-
-    async def verified(self) -> bool:
-        return await self.runtime.store.is_verified(self.channel, self.user)
-
-    async def customer(self) -> str:
-        conversation = await self.runtime.store.open_conversation(self.channel, self.user)
-        assert conversation is not None
-        return conversation.customer_id
-
-
-def text_of(replies: list[OutboundMessage]) -> str:
-    return "\n".join(r.text for r in replies).replace("\u202f", " ").replace("\xa0", " ")
 
 
 async def verify_by_code(chat: Chat, mailbox: MailboxNotifier, email: str, question: str = "where is my order?") -> str:

@@ -16,6 +16,12 @@ got exactly one reply turn and that each reply reached the platform once.
 
     /tmp/venv/bin/python bench/webhook_ack.py --rate 200 --seconds 20 --llm-latency 1-3
     /tmp/venv/bin/python bench/webhook_ack.py --rate 200 --seconds 20            # offline responder
+    /tmp/venv/bin/python bench/webhook_ack.py --rate 200 --seconds 20 --layout single   # one process does all
+
+``--layout procfile`` (the default) runs the production layout of the Procfile: the
+web process only verifies, stores and acknowledges, a ``shopkeeper worker`` process
+runs the turns and the sending. ``--layout single`` runs one ``shopkeeper serve``
+doing everything, as the README's demo command does.
 """
 
 from __future__ import annotations
@@ -302,6 +308,13 @@ def main() -> None:
     parser.add_argument("--chats", type=int, default=800, help="distinct shoppers, spread over the four platforms")
     parser.add_argument("--llm-latency", help="use the fake Claude API with this latency per call, e.g. 1-3 (seconds)")
     parser.add_argument("--drain-timeout", type=float, default=900)
+    parser.add_argument(
+        "--layout",
+        choices=("procfile", "single"),
+        default="procfile",
+        help="procfile: `serve --no-scheduler` accepts and a `shopkeeper worker` runs the turns (production); "
+        "single: one `shopkeeper serve` does both (the demo)",
+    )
     args = parser.parse_args()
     llm = tuple(float(x) for x in args.llm_latency.split("-")) if args.llm_latency else None
     llm_range = (llm[0], llm[-1]) if llm else None
@@ -325,7 +338,8 @@ def main() -> None:
     plan = prepare(args.rate, args.seconds, args.chats)
     try:
         with tempfile.TemporaryDirectory() as tmp, running_server(
-            Path(tmp) / "var", ready_timeout=300, extra_env=server_env(fakes_url, with_llm=llm is not None)
+            Path(tmp) / "var", ready_timeout=300, extra_env=server_env(fakes_url, with_llm=llm is not None),
+            with_worker=args.layout == "procfile",
         ) as server:
             database = Path(tmp) / "var" / "shopkeeper.db"
             result = asyncio.run(load(server.base_url, plan))
@@ -347,6 +361,7 @@ def main() -> None:
         "rate_offered": args.rate,
         "rate_achieved": round((len(plan) - 1) / result["launched"], 1),
         "responder": f"fake Claude, {args.llm_latency} s per call" if llm else "offline",
+        "layout": args.layout,
         "ack_ms": {
             "p50": round(percentile(latencies, 0.50), 1),
             "p95": round(percentile(latencies, 0.95), 1),

@@ -47,13 +47,18 @@ def _describe(errors: list[dict[str, object]]) -> str:
     return "; ".join(parts) or "invalid request"
 
 
-def create_app(settings: Settings | None = None, *, start_scheduler: bool = True) -> FastAPI:
-    """The shopkeeper web app (chat API and page, health)."""
+def create_app(settings: Settings | None = None, *, start_scheduler: bool = True, runs_turns: bool = True) -> FastAPI:
+    """The shopkeeper web app (chat API and page, webhooks, staff console, health).
+
+    ``start_scheduler=False`` leaves the scheduled jobs and outbound delivery to
+    ``shopkeeper worker``; ``runs_turns=False`` leaves it the webhook turns too, so
+    this process only verifies, stores and acknowledges (the Procfile's ``web``).
+    """
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with open_runtime(settings) as runtime:
+        async with open_runtime(settings, runs_turns=runs_turns) as runtime:
             app.state.runtime = runtime
             scheduler = build_scheduler(runtime) if start_scheduler else None
             sending: asyncio.Task[None] | None = None

@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -47,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="interface to listen on (default from settings: 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default from settings: 8000)")
     serve.add_argument("--no-demo", action="store_true", help="do not load the demo store into an empty data dir")
-    serve.add_argument("--no-scheduler", action="store_true", help="leave scheduled work to `shopkeeper worker`")
+    serve.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="only accept: leave webhook turns, scheduled work and sending to `shopkeeper worker` (run both)",
+    )
 
     worker = sub.add_parser("worker", help="run the scheduler and background work without the web server")
     worker.add_argument("--no-demo", action="store_true")
@@ -189,7 +194,7 @@ def _serve(settings: Settings, *, scheduler: bool) -> int:
 
     from bot.app import create_app
 
-    app = create_app(settings, start_scheduler=scheduler)
+    app = create_app(settings, start_scheduler=scheduler, runs_turns=scheduler)
     uvicorn.run(
         app,
         host=settings.host,
@@ -206,21 +211,38 @@ async def _worker(settings: Settings) -> int:
     from datetime import timedelta
 
     from bot.runtime import open_runtime
+    from bot.takeover import DIRECT_CHANNELS
+    from jobs.inbox_feed import InboxFeed
     from jobs.inbox_recovery import recover_unfinished
+    from jobs.lease import SchedulerLease
     from jobs.scheduler import build_scheduler
 
+    # the database thread writes a turn while the event loop computes others: a short GIL switch interval
+    # lets it finish the transaction at once instead of holding SQLite's write lock (and the web's acks) 5 ms a statement
+    sys.setswitchinterval(0.0005)
+    if settings.worker_nice:
+        os.nice(settings.worker_nice)  # background work: acknowledging webhooks in the web process comes first
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings) as runtime:
         await runtime.store.recover_outbox()
-        await recover_unfinished(runtime.store, runtime.engine, now=runtime.store.now(), older_than=timedelta(0))
-        scheduler = build_scheduler(runtime)
+        # a web-chat turn a crash left unfinished; the platforms' turns are the feed's, oldest first
+        await recover_unfinished(
+            runtime.store, runtime.engine, now=runtime.store.now(), older_than=timedelta(0),
+            skip=lambda entry: entry.message.channel not in DIRECT_CHANNELS,
+        )
+        lease = SchedulerLease(runtime.store, ttl=timedelta(seconds=settings.scheduler_lease_seconds))
+        scheduler = build_scheduler(runtime, lease=lease)
         scheduler.start()
         sending = asyncio.create_task(runtime.sender.run(), name="outbox-sender")
+        feed = InboxFeed(runtime.store, runtime.worker, lease)
+        feeding = asyncio.create_task(feed.run(), name="inbox-feed")
         logging.getLogger(__name__).info("worker running; press Ctrl+C to stop")
         await stop.wait()
+        feed.stop()
+        await feeding
         runtime.sender.stop()
         await sending
         scheduler.shutdown(wait=False)

@@ -74,11 +74,13 @@ def build_index(settings: Settings) -> BaseIndex:
 
 @asynccontextmanager
 async def open_runtime(
-    settings: Settings, *, clock: Clock = utc_now, notifier: BaseNotifier | None = None
+    settings: Settings, *, clock: Clock = utc_now, notifier: BaseNotifier | None = None, runs_turns: bool = True
 ) -> AsyncIterator[Runtime]:
     """Open the store and index (loading the demo store on first start), build the engine.
 
     ``notifier`` sends the verification codes (default: :class:`bot.notifiers.LogNotifier`).
+    With ``runs_turns=False`` the turn worker declines webhook turns: they wait in the
+    inbox for the ``shopkeeper worker`` process (:class:`jobs.inbox_feed.InboxFeed`).
     """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.database_path, clock=clock)
@@ -124,7 +126,9 @@ async def open_runtime(
                     await channel.open()
                     stack.push_async_callback(channel.close)
                 sender = OutboxSender(store, channels, clock=clock, metrics=metrics, default_locale=shop.default_locale)
-                worker = TurnWorker(engine, on_replies=sender.wake, max_concurrent=settings.max_concurrent_turns)
+                worker = TurnWorker(
+                    engine, on_replies=sender.wake, max_concurrent=settings.max_concurrent_turns, runs_turns=runs_turns
+                )
                 try:
                     yield Runtime(
                         settings=settings, store=store, index=index, shop=shop, engine=engine,

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     search_results: int = Field(default=3, ge=1, le=10)
     # webhook turns run at once in this process (more wait in their chat's queue): webhook acks stay fast
     max_concurrent_turns: int = Field(default=32, ge=1, le=1024)
+    # CPU niceness `shopkeeper worker` gives itself: on a host it shares with the web process, the turns'
+    # CPU work yields to the web process acknowledging webhooks (0 keeps the priority it was started with)
+    worker_nice: int = Field(default=10, ge=0, le=19)
     # Weaviate instead of the embedded SQLite index when a URL is set (see docs/weaviate.md).
     weaviate_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+([/?][^\s]*)?$")
     weaviate_api_key: SecretStr | None = None

@@ -26,14 +26,15 @@ import dataclasses
 import json
 import logging
 import sqlite3
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import aiosqlite
 
@@ -41,6 +42,7 @@ from bot.messages import Attachment, InboundMessage, OutboundMessage
 from bot.metrics import Metrics
 from bot.migrations import MIGRATIONS
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 ConversationState = Literal["bot", "pending_human", "human", "closed"]
@@ -248,6 +250,35 @@ def inbound_from_json(payload: str) -> InboundMessage:
     )
 
 
+_BEGIN_PATIENCE = 5.0  # seconds, as the connection's busy_timeout
+
+
+async def _begin_retrying(attempt: Callable[[], Awaitable[T]]) -> T:
+    """Run ``attempt`` (which starts with ``BEGIN IMMEDIATE``), retrying while SQLite refuses at once.
+
+    The connection is shared by the process's coroutines: while one of them is between
+    the rows of a ``SELECT`` (a cursor not yet closed), the connection holds that read's
+    snapshot. If another process (the web process accepting a webhook) committed since,
+    SQLite refuses to start a write on the stale snapshot with ``SQLITE_BUSY_SNAPSHOT``
+    (or ``SQLITE_BUSY``) at once, without its busy timeout. The reader finishes as soon
+    as the event loop lets it, so the write starts over a moment later.
+    """
+    delay, deadline = 0.001, time.monotonic() + _BEGIN_PATIENCE
+    while True:
+        try:
+            return await attempt()
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_BUSY_SNAPSHOT")
+            if not busy or time.monotonic() >= deadline:  # a real busy timeout has waited its 5 s already
+                raise
+        await asyncio.sleep(delay)  # let the coroutine holding the read finish it
+        delay = min(delay * 2, 0.05)
+
+
+def _inbox_entry(row: aiosqlite.Row) -> InboxEntry:
+    return InboxEntry(row["id"], inbound_from_json(row["payload"]), row["attempts"], datetime.fromisoformat(row["received_at"]))
+
+
 class Store:
     """The SQLite conversation store. Open once per process (in the app lifespan)."""
 
@@ -309,7 +340,7 @@ class Store:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``), serialised with every other writer."""
         async with self._writers.hold():
-            await self.db.execute("BEGIN IMMEDIATE")
+            await _begin_retrying(lambda: self.db.execute("BEGIN IMMEDIATE"))
             try:
                 yield self.db
             except BaseException:
@@ -320,6 +351,32 @@ class Store:
             except BaseException:
                 await self._rollback()  # a failed COMMIT (disk full) may leave the transaction open: never keep it
                 raise
+
+    async def atomic(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one ``BEGIN IMMEDIATE`` … ``COMMIT`` on the database thread, in a single hop.
+
+        :meth:`transaction` holds SQLite's write lock across awaits, so while the event
+        loop runs other turns' CPU work the lock stays taken and another process (the web
+        process acknowledging a webhook) waits for it. ``work`` is plain synchronous code
+        on the connection and holds the lock only for as long as SQLite needs. The hot
+        writes of a turn and of the outbox use this; ``work`` must not await or block.
+        """
+
+        def run() -> T:
+            connection: sqlite3.Connection = self.db._conn  # aiosqlite's connection, on its own thread
+            connection.execute("BEGIN IMMEDIATE")  # raises before anything is written: _begin_retrying may retry
+            try:
+                result = work(connection)
+                connection.execute("COMMIT")
+            except BaseException:
+                if connection.in_transaction:  # see _rollback: SQLite may have rolled back already
+                    connection.execute("ROLLBACK")
+                raise
+            return result
+
+        async with self._writers.hold():
+            # aiosqlite runs every call on its connection's thread through _execute; a whole transaction is one call
+            return cast(T, await _begin_retrying(lambda: self.db._execute(run)))  # type: ignore[no-untyped-call]
 
     async def _rollback(self) -> None:
         # SQLite rolls back by itself on some errors (disk full, I/O): a second ROLLBACK would fail with
@@ -371,11 +428,15 @@ class Store:
         async with self.db.execute(
             "SELECT id, payload, attempts, received_at FROM inbox WHERE status = 'accepted' ORDER BY id"
         ) as cur:
-            rows = await cur.fetchall()
-        return [
-            InboxEntry(row["id"], inbound_from_json(row["payload"]), row["attempts"], datetime.fromisoformat(row["received_at"]))
-            for row in rows
-        ]
+            return [_inbox_entry(row) for row in await cur.fetchall()]
+
+    async def accepted_after(self, after_id: int, *, limit: int = 500) -> list[InboxEntry]:
+        """Accepted events with an id above ``after_id``, oldest first (the worker's feed of new turns)."""
+        async with self.db.execute(
+            "SELECT id, payload, attempts, received_at FROM inbox WHERE id > ? AND status = 'accepted' ORDER BY id LIMIT ?",
+            (after_id, limit),
+        ) as cur:
+            return [_inbox_entry(row) for row in await cur.fetchall()]
 
     async def inbox_status(self, inbox_id: int) -> str | None:
         async with self.db.execute("SELECT status FROM inbox WHERE id = ?", (inbox_id,)) as cur:
@@ -410,26 +471,28 @@ class Store:
         row = await self._open_conversation_row(msg.channel, msg.chat_id)
         if row is not None:
             return _conversation(row)
-        async with self.transaction() as db:
-            async with db.execute(
+        now = self._now()
+
+        def create(db: sqlite3.Connection) -> None:
+            ident = db.execute(
                 "SELECT customer_id FROM identities WHERE channel = ? AND external_id = ?", (msg.channel, msg.sender_id)
-            ) as cur:
-                ident = await cur.fetchone()
-            now = self._now()
+            ).fetchone()
             if ident is None:
                 customer_id = "cus_" + uuid.uuid4().hex[:16]
-                await db.execute("INSERT INTO customers (id, created_at) VALUES (?, ?)", (customer_id, now))
-                await db.execute(
+                db.execute("INSERT INTO customers (id, created_at) VALUES (?, ?)", (customer_id, now))
+                db.execute(
                     "INSERT INTO identities (channel, external_id, customer_id, created_at) VALUES (?, ?, ?, ?)",
                     (msg.channel, msg.sender_id, customer_id, now),
                 )
             else:
                 customer_id = ident["customer_id"]
-            await db.execute(
+            db.execute(
                 "INSERT INTO conversations (id, customer_id, channel, chat_id, created_at, updated_at) "
                 "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 ("conv_" + uuid.uuid4().hex[:16], customer_id, msg.channel, msg.chat_id, now, now),
             )
+
+        await self.atomic(create)
         row = await self._open_conversation_row(msg.channel, msg.chat_id)
         if row is None:
             raise StoreError(f"conversation for {msg.channel}/{msg.chat_id} could not be created")
@@ -534,17 +597,17 @@ class Store:
         Raises :class:`TurnAlreadyFinished`, writing nothing, when the inbox row is no longer
         ``accepted``: another process ran the same turn first.
         """
-        dropped = False
         now = self._now()
-        reply_ids: list[int] = []
-        async with self.transaction() as db:
+
+        def write(db: sqlite3.Connection) -> list[int] | None:
+            nonlocal conversation, replies, escalation_reason
+            dropped = False
+            reply_ids: list[int] = []
             if inbox_id is not None:
-                async with db.execute("SELECT status FROM inbox WHERE id = ?", (inbox_id,)) as cur:
-                    inbox_row = await cur.fetchone()
+                inbox_row = db.execute("SELECT status FROM inbox WHERE id = ?", (inbox_id,)).fetchone()
                 if inbox_row is not None and inbox_row["status"] != "accepted":
                     raise TurnAlreadyFinished(inbox_id, inbox_row["status"])
-            async with db.execute("SELECT state, owner, context FROM conversations WHERE id = ?", (conversation.id,)) as cur:
-                current = await cur.fetchone()
+            current = db.execute("SELECT state, owner, context FROM conversations WHERE id = ?", (conversation.id,)).fetchone()
             if started_in is not None and current is not None and current["state"] != started_in:
                 # staff claimed, released or resolved the thread while this turn ran: their change wins,
                 # and a bot reply computed for the old state is not sent
@@ -559,19 +622,19 @@ class Store:
                     replies = []
                     escalation_reason = None
                     dropped = True
-            await db.execute(
+            db.execute(
                 "INSERT INTO messages (conversation_id, direction, author, text, payload, inbox_id, created_at) "
                 "VALUES (?, 'in', 'shopper', ?, ?, ?, ?)",
                 (conversation.id, inbound.text, json.dumps({"button_payload": inbound.button_payload}), inbox_id, now),
             )
             for reply in replies:
-                cur = await db.execute(
+                cur = db.execute(
                     "INSERT INTO messages (conversation_id, direction, author, text, payload, inbox_id, created_at) "
                     "VALUES (?, 'out', 'bot', ?, ?, ?, ?)",
                     (conversation.id, reply.text, json.dumps(reply.to_dict(), ensure_ascii=False), inbox_id, now),
                 )
                 reply_ids.append(int(cur.lastrowid or 0))
-            await db.execute(
+            db.execute(
                 "UPDATE conversations SET state = ?, owner = ?, locale = ?, context = ?, updated_at = ? WHERE id = ?",
                 (
                     conversation.state,
@@ -583,35 +646,37 @@ class Store:
                 ),
             )
             if conversation.locale:
-                await db.execute("UPDATE customers SET locale = ? WHERE id = ?", (conversation.locale, conversation.customer_id))
+                db.execute("UPDATE customers SET locale = ? WHERE id = ?", (conversation.locale, conversation.customer_id))
             if outbox:
                 for reply in replies:
-                    await db.execute(
+                    db.execute(
                         "INSERT INTO outbox (conversation_id, channel, chat_id, payload, next_attempt_at, created_at) "
                         "VALUES (?, ?, ?, ?, ?, ?)",
                         (conversation.id, inbound.channel, inbound.chat_id, json.dumps(reply.to_dict(), ensure_ascii=False), now, now),
                     )
-            await db.execute(
+            db.execute(
                 "UPDATE identities SET last_inbound_at = ?, unreachable = 0 WHERE channel = ? AND external_id = ?",
                 (inbound.timestamp.astimezone(UTC).isoformat(), inbound.channel, inbound.sender_id),
             )
             if inbound.chat_id != inbound.sender_id:  # a group chat that wrote again has the bot back in it
-                await db.execute(
+                db.execute(
                     "UPDATE conversations SET context = json_remove(context, '$.unreachable') "
                     "WHERE channel = ? AND chat_id = ? AND json_extract(context, '$.unreachable') IS NOT NULL",
                     (inbound.channel, inbound.chat_id),
                 )
             if escalation_reason is not None:
-                await db.execute(
+                db.execute(
                     "INSERT INTO escalations (conversation_id, reason, created_at) VALUES (?, ?, ?)",
                     (conversation.id, escalation_reason, now),
                 )
             if inbox_id is not None:
-                await db.execute(
+                db.execute(
                     "UPDATE inbox SET status = 'done', attempts = attempts + 1, processed_at = ? WHERE id = ?",
                     (now, inbox_id),
                 )
-        return None if dropped else reply_ids
+            return None if dropped else reply_ids
+
+        return await self.atomic(write)
 
     async def messages_after(self, channel: str, chat_id: str, after_id: int = 0, limit: int = 100) -> list[StoredMessage]:
         """Messages of a chat's conversations with an id above ``after_id``, oldest first."""
@@ -714,41 +779,45 @@ class Store:
         if excluding:
             where += f" AND o.channel NOT IN ({','.join('?' * len(excluding))})"
             params.extend(excluding)
-        async with self.transaction() as db:
-            async with db.execute(
+        def claim(db: sqlite3.Connection) -> list[sqlite3.Row]:
+            rows = db.execute(
                 "SELECT o.*, c.locale AS locale FROM outbox o LEFT JOIN conversations c ON c.id = o.conversation_id "  # noqa: S608
                 f"WHERE {where} ORDER BY o.id LIMIT ?",
                 (*params, limit),
-            ) as cur:
-                rows = list(await cur.fetchall())
+            ).fetchall()
             if rows:
                 marks = ",".join("?" * len(rows))
-                await db.execute(f"UPDATE outbox SET status = 'sending' WHERE id IN ({marks})", [r["id"] for r in rows])  # noqa: S608
-        return [_outbox_item(r) for r in rows]
+                db.execute(f"UPDATE outbox SET status = 'sending' WHERE id IN ({marks})", [r["id"] for r in rows])  # noqa: S608
+            return rows
+
+        return [_outbox_item(r) for r in await self.atomic(claim)]
 
     async def outbox_sent(self, outbox_id: int, platform_ids: Sequence[str]) -> None:
-        async with self.transaction() as db:
-            await db.execute(
+        await self.atomic(
+            lambda db: db.execute(
                 "UPDATE outbox SET status = 'sent', attempts = attempts + 1, platform_message_id = ?, sent_at = ?, error = NULL "
                 "WHERE id = ?",
                 (",".join(platform_ids), self._now(), outbox_id),
             )
+        )
 
     async def outbox_retry(self, outbox_id: int, at: datetime, error: str) -> None:
-        async with self.transaction() as db:
-            await db.execute(
+        await self.atomic(
+            lambda db: db.execute(
                 "UPDATE outbox SET status = 'pending', attempts = attempts + 1, next_attempt_at = ?, error = ? WHERE id = ?",
                 (at.astimezone(UTC).isoformat(), error[:500], outbox_id),
             )
+        )
 
     async def outbox_finish(self, outbox_id: int, status: str, error: str) -> None:
         """End a delivery as ``failed``, ``maybe_sent`` (not resent blindly) or ``held``."""
         if status not in {"failed", "maybe_sent", "held"}:
             raise ValueError(f"not a final outbox status: {status}")
-        async with self.transaction() as db:
-            await db.execute(
+        await self.atomic(
+            lambda db: db.execute(
                 "UPDATE outbox SET status = ?, attempts = attempts + 1, error = ? WHERE id = ?", (status, error[:500], outbox_id)
             )
+        )
 
     async def recover_outbox(self) -> int:
         """After a crash, deliveries caught mid-send may have reached the platform: mark them for review."""

@@ -12,6 +12,12 @@ hundreds of ready turns would make every acknowledgement wait behind them.
 
 On shutdown :meth:`stop` lets in-flight turns finish and leaves queued ones in
 the inbox (still ``accepted``), where the next start's recovery picks them up.
+
+A web process that leaves its turns to ``shopkeeper worker`` (``serve --no-scheduler``,
+as in the Procfile) has a worker built with ``runs_turns=False``: :meth:`submit`
+declines and the row waits in the inbox for the worker process's
+:class:`jobs.inbox_feed.InboxFeed`. Acknowledging a webhook then never waits behind a
+turn's CPU work, whatever the LLM is doing.
 """
 
 from __future__ import annotations
@@ -37,9 +43,16 @@ class TurnWorker:
     """Background processing of accepted inbound events."""
 
     def __init__(
-        self, engine: DialogEngine, *, on_replies: Callable[[], None] | None = None, max_concurrent: int = 32
+        self,
+        engine: DialogEngine,
+        *,
+        on_replies: Callable[[], None] | None = None,
+        max_concurrent: int = 32,
+        runs_turns: bool = True,
     ) -> None:
         self._engine = engine
+        self.runs_turns = runs_turns
+        self._held: set[int] = set()  # inbox ids queued or running here
         self._running = asyncio.Semaphore(max_concurrent)
         self._on_replies = on_replies
         self._chats: dict[tuple[str, str], _ChatQueue] = {}
@@ -48,14 +61,17 @@ class TurnWorker:
         self._idle.set()
 
     def submit(self, inbox_id: int, inbound: InboundMessage) -> bool:
-        """Queue a turn; False when the worker is stopping (the row stays in the inbox)."""
-        if self._stopping:
+        """Queue a turn; False when turns run elsewhere or the worker is stopping (the row stays in the inbox)."""
+        if self._stopping or not self.runs_turns:
             return False
+        if inbox_id in self._held:
+            return True
         key = (inbound.channel, inbound.chat_id)
         chat = self._chats.get(key)
         if chat is None:
             chat = self._chats[key] = _ChatQueue()
         chat.items.put_nowait((inbox_id, inbound))
+        self._held.add(inbox_id)
         self._idle.clear()
         if chat.task is None or chat.task.done():
             chat.task = asyncio.create_task(self._drain(key, chat), name=f"turns:{key[0]}:{key[1]}")
@@ -69,12 +85,18 @@ class TurnWorker:
                     await self._engine.handle(inbound, inbox_id=inbox_id, via_outbox=True)
             except Exception:  # the row stays 'accepted' and the recovery job retries it
                 log.exception("turn for inbox row %d failed; it will be retried", inbox_id)
+            finally:
+                self._held.discard(inbox_id)
             if self._on_replies is not None:
                 self._on_replies()
         if self._chats.get(key) is chat and (chat.items.empty() or self._stopping):
             del self._chats[key]
         if not self._chats:
             self._idle.set()
+
+    def holds(self, inbox_id: int) -> bool:
+        """Whether the turn of ``inbox_id`` is queued or running in this worker (recovery leaves it alone)."""
+        return inbox_id in self._held
 
     async def wait_idle(self) -> None:
         """Wait until every queued turn has been handled."""
@@ -87,4 +109,5 @@ class TurnWorker:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         self._chats.clear()
+        self._held.clear()
         self._idle.set()

@@ -7,15 +7,20 @@ This job runs it again. The engine writes a turn atomically, so a row is either
 answers twice. A platform's turn (Telegram, WhatsApp, Messenger) queues its
 replies in the outbox, as the webhook worker does; a web or terminal turn is
 delivered by the stored message itself.
+
+Rows the caller's turn worker still holds (queued behind a slow turn of the same
+chat, say) are skipped: running them here would break the chat's order and do the
+work twice.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.engine import DialogEngine
-from bot.store import Store
+from bot.store import InboxEntry, Store
 from bot.takeover import DIRECT_CHANNELS
 
 log = logging.getLogger(__name__)
@@ -24,12 +29,17 @@ MAX_ATTEMPTS = 3
 
 
 async def recover_unfinished(
-    store: Store, engine: DialogEngine, *, now: datetime, older_than: timedelta = timedelta(seconds=60)
+    store: Store,
+    engine: DialogEngine,
+    *,
+    now: datetime,
+    older_than: timedelta = timedelta(seconds=60),
+    skip: Callable[[InboxEntry], bool] = lambda entry: False,
 ) -> int:
-    """Re-run every accepted-but-unfinished turn received before ``now - older_than``."""
+    """Re-run every accepted-but-unfinished turn received before ``now - older_than``, except what ``skip`` says."""
     recovered = 0
     for entry in await store.unfinished_inbox():
-        if entry.received_at > now - older_than:
+        if entry.received_at > now - older_than or skip(entry):
             continue
         if entry.attempts >= MAX_ATTEMPTS:
             await store.fail_inbound(entry.inbox_id, "gave up after repeated failures")

@@ -72,7 +72,10 @@ def build_scheduler(runtime: Runtime, *, lease: SchedulerLease | None = None) ->
 
     async def inbox_recovery() -> None:
         if lease.held:
-            await recover_unfinished(runtime.store, runtime.engine, now=runtime.store.now(), older_than=timedelta(seconds=60))
+            await recover_unfinished(
+                runtime.store, runtime.engine, now=runtime.store.now(), older_than=timedelta(seconds=60),
+                skip=lambda entry: runtime.worker.holds(entry.inbox_id),
+            )
 
     async def retention() -> None:
         if lease.held:

@@ -10,6 +10,7 @@ naming the field, anything unexpected is a 500 with a generic message.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -60,6 +61,9 @@ def create_app(settings: Settings | None = None, *, start_scheduler: bool = True
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_runtime(settings, runs_turns=runs_turns) as runtime:
             app.state.runtime = runtime
+            # the catalog, index and model loaded at start live as long as the process: keep them out of the
+            # garbage collector's full passes, which otherwise stall every request while they walk them
+            gc.freeze()
             scheduler = build_scheduler(runtime) if start_scheduler else None
             sending: asyncio.Task[None] | None = None
             if scheduler is not None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -227,6 +228,7 @@ async def _worker(settings: Settings) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with open_runtime(settings) as runtime:
+        gc.freeze()  # what was loaded at start lives as long as the process: out of the collector's full passes
         await runtime.store.recover_outbox()
         # a web-chat turn a crash left unfinished; the platforms' turns are the feed's, oldest first
         await recover_unfinished(

@@ -56,6 +56,16 @@ from kb.query import clean_query, vocabulary_words
 
 __all__ = ["ImpliedBrand", "ProductLine", "ProductLines"]
 
+def _fold(text: str) -> str:
+    """Lower case without accents, apostrophes straightened: how names and words are compared."""
+    decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def _folded(words: str) -> frozenset[str]:
+    return frozenset(_fold(word) for word in words.split())
+
+
 # Well-known product lines of well-known brands, as the maker writes them.
 _KNOWN_LINES: Final[Mapping[str, tuple[str, ...]]] = {
     "Apple": ("iPhone", "iPad", "MacBook", "iMac", "AirPods", "AirTag", "iPod", "HomePod", "Apple Watch"),
@@ -75,12 +85,12 @@ _KNOWN_LINES: Final[Mapping[str, tuple[str, ...]]] = {
 }
 
 # Words every maker puts after a line name: never a line name themselves, always allowed after one.
-QUALIFIERS: Final = frozenset(
+QUALIFIERS: Final = _folded(
     """pro max mini plus ultra air lite light se neo note fold flip edge slim series gen generation edition standard
     classic sport go xl fe touch nano new latest original genuine unlocked used refurbished nuevo nueva usado usada
     reacondicionado neuf neuve occasion reconditionné débloqué neu gebraucht generalüberholt novo nova seminovo
     recondicionado desbloqueado gb tb go 4g 5g lte wifi wi fi cellular inch inches pulgadas pouces zoll polegadas
-    one super premium deluxe special limited collection master""".split()
+    one super premium deluxe special limited collection master"""
 )
 # Descriptive glossary terms (colours, materials, price, for whom): allowed after a line name ("iPhone barato").
 _DESCRIPTIVE_TERMS: Final = frozenset(
@@ -88,7 +98,7 @@ _DESCRIPTIVE_TERMS: Final = frozenset(
     pink grey brown golden wool cotton leather silk linen wooden steel""".split()
 ) | {"light (weight)"}
 # A request for one of these is for an accessory of the line, usually made by another brand.
-_ACCESSORIES: Final = frozenset(
+_ACCESSORIES: Final = _folded(
     """case cases cover covers sleeve sleeves skin skins charger chargers cable cables adapter adapters protector
     protectors screen film strap straps band bands holder holders mount mounts stand stands dock docks stylus pen
     keyboard mouse lens lenses controller controllers bumper glass tempered funda fundas carcasa carcasas cargador
@@ -96,19 +106,19 @@ _ACCESSORIES: Final = frozenset(
     estuche estuches coque coques étui étuis housse housses chargeur chargeurs câble câbles adaptateur protection
     verre support supports bracelet hülle hüllen schutzhülle schutzhüllen ladegerät ladekabel kabel schutzfolie
     panzerglas halterung armband adapter tasche capa capas capinha capinhas carregador carregadores cabo cabos
-    película películas suporte pulseira adaptador""".split()
+    película películas suporte pulseira adaptador"""
 )
 # Words after which a line name is what the product is for, like or made with, not what is asked for.
-_LINKS: Final = frozenset(
+_LINKS: Final = _folded(
     """for with like than compatible fits fit fitting works para con como tipo estilo compatible pour avec comme
     genre type compatible für mit wie passend kompatibel von pra pro com compatível de da do das dos du des d del
-    di as to""".split()
+    di as to"""
 )
 # Possessives and articles that may stand between a link word and the line name ("for my iPhone").
-_DETERMINERS: Final = frozenset(
+_DETERMINERS: Final = _folded(
     """my your his her our their the a an this that mi mis tu tus su sus el la los las un una mon ma mes ton ta tes
     son sa ses notre votre leur le les un une mein meine meinen meinem dein deine deinen sein seine ihr ihre den dem
-    der die das ein eine einen einem meu minha meus minhas teu tua seu sua o a os as um uma""".split()
+    der die das ein eine einen einem meu minha meus minhas teu tua seu sua o a os as um uma"""
 )
 # Negations and set-asides: a line named after these is not wanted ("not an iPhone", "anything but a Galaxy").
 _NEGATION: Final = re.compile(
@@ -123,13 +133,7 @@ _NEGATION: Final = re.compile(
 _WORD: Final = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _ELISION: Final = re.compile(r"(l|d|j|qu|n|s|c|m|t)'(?=\w)")
 _CAMEL: Final = re.compile(r"(?<=[a-z])(?=[A-Z])")
-_ACCESSORY_CUES: Final = frozenset({"for", "with", "compatible", "fits", "para", "pour", "für", "mit", "avec", "con", "com"})
-
-
-def _fold(text: str) -> str:
-    """Lower case without accents, apostrophes straightened: how names are compared."""
-    decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+_ACCESSORY_CUES: Final = _folded("for with compatible fits para pour für mit avec con com")
 
 
 def _spans(text: str) -> list[tuple[str, int]]:
@@ -364,7 +368,9 @@ class _TitleEvidence:
                 if any(w in _ACCESSORY_CUES for w in folded[max(0, i - 2) : i]):
                     continue  # "Selfie Lamp with iPhone": made for the line, not of it
                 self.brands[word].add(brand)
-                self.spelled.setdefault(word, m.group() if (m := _WORD.match(p.title, start)) else word)
+                written = m.group() if (m := _WORD.match(p.title, start)) else word
+                if word not in self.spelled or _CAMEL.search(written):  # "AirPods" rather than "Airpods"
+                    self.spelled[word] = written
                 if i == position:
                     self.positioned[word].add(brand)
                 elif brand:

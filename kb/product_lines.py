@@ -161,6 +161,11 @@ def _singular(word: str) -> str:
     return word
 
 
+def _plural_stems(word: str) -> list[str]:
+    stems = [word[: -len(suffix)] for suffix in ("s", "es") if word.endswith(suffix) and len(word) - len(suffix) >= 3]
+    return [*stems, word[:-3] + "y"] if word.endswith("ies") and len(word) > 4 else stems
+
+
 def _is_code(word: str) -> bool:
     """A model designator: "13", "s8", "z800", "x", "xr" (a digit, or two letters at most)."""
     return any(ch.isdigit() for ch in word) or len(word) <= 2
@@ -319,7 +324,9 @@ class ProductLines:
         while i < len(words):
             for size in range(min(self._longest, len(words) - i), 0, -1):
                 key = tuple(words[i : i + size])
-                line = self._lines.get(key) or (self._lines.get((_singular(key[0]),)) if size == 1 else None)
+                line = self._lines.get(key)
+                if line is None and size == 1:  # "iPhones", "Galaxies" are still the line
+                    line = next((self._lines[(w,)] for w in _plural_stems(key[0]) if (w,) in self._lines), None)
                 if line is not None:
                     found.append(_Mention(line, i, i + size))
                     i += size - 1

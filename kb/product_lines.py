@@ -110,8 +110,8 @@ _ACCESSORIES: Final = _folded(
 )
 # Words after which a line name is what the product is for, like or made with, not what is asked for.
 _LINKS: Final = _folded(
-    """for with like than compatible fits fit fitting works para con como tipo estilo compatible pour avec comme
-    genre type compatible für mit wie passend kompatibel von pra pro com compatível de da do das dos du des d del
+    """for from with like than compatible fits fit fitting works para con como tipo estilo compatible pour avec comme
+    genre type compatible für aus mit wie passend kompatibel von pra pro com compatível de da do das dos du des d del
     di as to"""
 )
 # Possessives and articles that may stand between a link word and the line name ("for my iPhone").

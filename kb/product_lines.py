@@ -260,15 +260,17 @@ class ProductLines:
         products = list(products)
         brand_of = {_fold(p.brand.strip()): p.brand.strip() for p in reversed(products) if p.brand.strip()}
         titles = _TitleEvidence(products)
-        ordinary = _ordinary_words(p.description for p in products)
+        described = _description_evidence(p.description for p in products)
         extra = frozenset(w for p in products for w in (*_words(p.category), *_words(p.brand)))
         lines: list[ProductLine] = []
         for word, brands in titles.positioned.items():
             if len(brands) != 1 or titles.brands[word] != brands or _is_generic(word, extra):
                 continue  # another brand's (or an unbranded) title has it, or it is retail vocabulary
             brand = next(iter(brands))
-            if (word, brand) in titles.elsewhere or {word, _singular(word)} & ordinary:
+            if (word, brand) in titles.elsewhere or {word, _singular(word)} & described.ordinary:
                 continue  # also a describing word: "Almond Cantuccini" but "Crunchy Almond Butter"; "dark chocolate"
+            if not ({word, _singular(word)} & described.named):
+                continue  # no description writes it as a name: "Thermal Merino Top" may well be just thermal
             if not any(ch.isalpha() for ch in word) or (len(word) < 3 and not any(ch.isdigit() for ch in word)):
                 continue
             lines.append(ProductLine(titles.spelled[word], brand_of[brand], frozenset(titles.vocabulary[(word, brand)])))
@@ -385,16 +387,29 @@ class _TitleEvidence:
                 self.vocabulary[(word, brand)].update(folded, _words(p.category))
 
 
-def _ordinary_words(descriptions: Iterable[str]) -> frozenset[str]:
-    """Words the descriptions write in lower case inside a sentence ("rich dark chocolate"): not names."""
-    found: set[str] = set()
+@dataclass(frozen=True, slots=True)
+class _DescriptionEvidence:
+    """How the descriptions write each word (folded, singular too) inside a sentence."""
+
+    ordinary: frozenset[str]  # in lower case somewhere ("a rich dark chocolate"): a common word, not a name
+    named: frozenset[str]  # capitalised somewhere ("attach it to your iPhone", "the Lenovo Yoga 920 is"): a name
+
+
+def _description_evidence(descriptions: Iterable[str]) -> _DescriptionEvidence:
+    ordinary: set[str] = set()
+    named: set[str] = set()
     for text in descriptions:
         for m in _WORD.finditer(text):
             token = m.group()
             before = text[: m.start()].rstrip()
-            if token == token.lower() and before and before[-1] not in ".!?:;•-*(\"'":
-                found.update((token.casefold(), _singular(_fold(token))))
-    return frozenset(found)
+            if not before or before[-1] in ".!?:;•-*(\"'":
+                continue  # a sentence's first word is capitalised whatever it is
+            forms = {_fold(token), _singular(_fold(token))}
+            if token == token.lower():
+                ordinary.update(forms)
+            elif token != token.upper() or len(token) <= 4:  # a shouted sentence is no evidence, an acronym is
+                named.update(forms)
+    return _DescriptionEvidence(frozenset(ordinary), frozenset(named))
 
 
 def _keys(name: str) -> list[tuple[str, ...]]:

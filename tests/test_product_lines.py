@@ -28,8 +28,9 @@ from tests.fakes.followups import Clock
 from tests.support.shoppers import Chat, text_of
 
 
-def name(brand: str, title: str, category: str = "", description: str = "") -> ProductName:
-    return ProductName(brand, title, category, description)
+def name(brand: str, title: str, category: str = "", description: str | None = None) -> ProductName:
+    """A product; its description quotes its title, capitalised as names are, unless one is given."""
+    return ProductName(brand, title, category, f"Meet the {title}." if description is None else description)
 
 
 def lines_of(*products: ProductName, known: bool = False) -> dict[str, str]:
@@ -41,16 +42,16 @@ PHONES = [
     name("Apple", "iPhone 12", "smartphones", "A great phone."),
     name("Apple", "Apple iPhone Charger", "mobile-accessories", "Charges your iPhone fast."),
     name("Apple", "Apple MacBook Pro 14 Inch", "laptops", "The MacBook Pro is a laptop."),
-    name("Apple", "Apple AirPods Max Silver", "mobile-accessories", "Over-ear headphones."),
-    name("Oppo", "Oppo F19 Pro Plus", "smartphones", "A phone with a big battery."),
+    name("Apple", "Apple AirPods Max Silver", "mobile-accessories", "The AirPods Max cover your ears."),
+    name("Oppo", "Oppo F19 Pro Plus", "smartphones", "The Oppo F19 has a big battery."),
     name("Samsung", "Samsung Galaxy S8", "smartphones", "The Samsung Galaxy S8 is a premium phone."),
     name("Samsung", "Samsung Galaxy Tab White", "tablets", "A tablet."),
     name("Lenovo", "Lenovo Yoga 920", "laptops", "The Lenovo Yoga 920 is a 2-in-1 convertible laptop."),
-    name("Dell", "New DELL XPS 13 9300 Laptop", "laptops", "A light laptop."),
+    name("Dell", "New DELL XPS 13 9300 Laptop", "laptops", "The new XPS 13 is a light laptop."),
     name("GadgetMaster", "Selfie Lamp with iPhone", "mobile-accessories", "A selfie lamp: attach it to your iPhone."),
     name("Spigen", "Ultra Hybrid Case for iPhone 13", "mobile-accessories", "A clear case."),
     name("Essence", "Essence Mascara Lash Princess", "beauty", "A volumizing mascara."),
-    name("Rolex", "Rolex Submariner Watch", "watches", "A dive watch."),
+    name("Rolex", "Rolex Submariner Watch", "watches", "The Submariner is a dive watch."),
 ]
 LINES = ProductLines.from_catalog(PHONES)
 
@@ -73,6 +74,7 @@ def test_accessories_for_a_line_by_other_brands_do_not_take_it_away() -> None:
 
 
 def test_a_word_in_another_brands_title_is_no_line() -> None:
+    assert lines_of(name("Lenovo", "Lenovo Yoga 920", "laptops")) == {"Yoga": "Lenovo"}
     found = lines_of(name("Lenovo", "Lenovo Yoga 920", "laptops"), name("Zen Supplies", "Yoga Block Cork", "fitness"))
     assert "Yoga" not in found
     unbranded = lines_of(name("Lenovo", "Lenovo Yoga 920", "laptops"), name("", "Yoga Strap", "fitness"))
@@ -87,19 +89,22 @@ def test_retail_vocabulary_is_no_line_even_when_one_brand_sells_it() -> None:
         name("Puma", "Puma Ultra Rider", "shoes"),  # a qualifier every maker uses
         name("Finch", "Finch Trainers Max", "trainers"),  # the catalog's own category name
         name("Acme", "Acme Something", "misc"),  # query vocabulary
+        name("Acme", "Acme Zephyr", "misc"),  # a name: the only line here
     )
-    assert not {"Mascara", "Watch", "Bed", "Ultra", "Trainers", "Something"} & set(found)
+    assert found == {"Zephyr": "Acme"}
 
 
-def test_describing_words_are_no_line() -> None:
+def test_describing_words_and_words_never_written_as_names_are_no_line() -> None:
     found = lines_of(
         # the descriptions write "dark" in lower case inside a sentence: an ordinary word
-        name("Larder Lane", "Dark Chocolate 72%", "snacks", "A rich dark chocolate."),
+        name("Larder Lane", "Dark Chocolate 72%", "snacks", "Our Dark Chocolate is a rich dark chocolate."),
         # "almond" starts one title but describes another of the same brand
-        name("Larder Lane", "Almond Cantuccini", "snacks", "Biscuits."),
+        name("Larder Lane", "Almond Cantuccini", "snacks", "The Almond Cantuccini are crisp."),
         name("Larder Lane", "Crunchy Almond Butter", "snacks", "A crunchy spread."),
         # a made-up model name, capitalised wherever the descriptions use it
         name("Alder Outdoor", "Collada 22 Daypack", "bags", "The Collada carries a day's kit."),
+        # no description writes it at all: no evidence that it is a name
+        name("Alder Outdoor", "Thermal Merino Top", "clothing", "Warm."),
     )
     assert found == {"Collada": "Alder Outdoor"}
 
@@ -109,7 +114,7 @@ def test_well_known_lines_complete_the_catalog_without_overriding_it() -> None:
     assert sony["PlayStation"] == "Sony"  # the store sells Sony: a PlayStation question is Sony's
     unsold = lines_of(name("Oppo", "Oppo A57", "smartphones"), known=True)
     assert unsold["iPhone"] == "Apple"  # no iPhone at all: the shopper hears nothing fits, with the closest options
-    resold = lines_of(name("Phone Outlet", "iPhone 13 Refurbished", "smartphones"), known=True)
+    resold = lines_of(name("Phone Outlet", "iPhone 13 Refurbished", "smartphones", "A refurbished iPhone."), known=True)
     assert resold["iPhone"] == "Phone Outlet"  # the catalog sells iPhones under its own brand name: it decides
     shared = lines_of(name("Acme", "iPhone 13 Case Clear", "cases"), name("Zed", "iPhone Stand", "stands"), known=True)
     assert "iPhone" not in shared  # titles name the line under several brands, none of them Apple

@@ -19,6 +19,10 @@ Where the names come from (:meth:`ProductLines.from_catalog`):
     languages ("mascara", "watch", "bed"), the query vocabulary of :mod:`kb.query`
     (openers, price and stock cues), the catalog's category and brand names, and
     the model qualifiers every maker uses (``pro``, ``max``, ``air``, ``ultra``…);
+  - it is a name, not a describing word: it stands nowhere else in that brand's
+    titles ("Almond Cantuccini" but "Crunchy Almond Butter"), the descriptions never
+    write it in lower case inside a sentence ("a rich dark chocolate") and at least
+    one writes it capitalised there ("attach it to your iPhone");
   - it holds a letter and, without a digit, at least three characters;
 * a small built-in table of well-known lines of well-known brands (``_KNOWN_LINES``),
   for a store whose titles do not show them: applied when the catalog sells the

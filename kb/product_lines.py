@@ -60,6 +60,7 @@ from kb.query import clean_query, vocabulary_words
 
 __all__ = ["ImpliedBrand", "ProductLine", "ProductLines"]
 
+
 def _fold(text: str) -> str:
     """Lower case without accents, apostrophes straightened: how names and words are compared."""
     decomposed = unicodedata.normalize("NFKD", text.replace("’", "'"))
@@ -91,7 +92,7 @@ _KNOWN_LINES: Final[Mapping[str, tuple[str, ...]]] = {
 # Words every maker puts after a line name: never a line name themselves, always allowed after one.
 QUALIFIERS: Final = _folded(
     """pro max mini plus ultra air lite light se neo note fold flip edge slim series gen generation edition standard
-    classic sport go xl fe touch nano new latest original genuine unlocked used refurbished nuevo nueva usado usada
+    classic sport xl fe touch nano new latest original genuine unlocked used refurbished nuevo nueva usado usada
     reacondicionado neuf neuve occasion reconditionné débloqué neu gebraucht generalüberholt novo nova seminovo
     recondicionado desbloqueado gb tb go 4g 5g lte wifi wi fi cellular inch inches pulgadas pouces zoll polegadas
     one super premium deluxe special limited collection master"""
@@ -317,8 +318,9 @@ class ProductLines:
             if not self._is_head(mention, words, cleaned, language):
                 continue
             brand = _fold(line.brand)
-            if declared_folded and not (declared_folded & {_fold(line.name), _fold(line.name).replace(" ", "")}):
-                return None  # the shopper named a brand: it wins
+            line_names = {_fold(line.name), _fold(line.name).replace(" ", ""), *_words(line.name)}
+            if declared_folded and not declared_folded & line_names:
+                return None  # the shopper named a brand: it wins (unless the "brand" is the line: "PlayStation", "Jordan")
             if brand in declared_folded or brand in excluded_folded:
                 return None
             return ImpliedBrand(line.brand, line.name)

@@ -174,6 +174,8 @@ def test_a_brand_the_shopper_names_wins() -> None:
     sony = ProductLines.from_catalog([name("Sony", "Sony WH-1000XM5 Headphones", "audio")])
     # the extractor reads "PlayStation" as a brand; it is Sony's line, so Sony's products are admitted
     assert sony.implied_brand("playstation 5", "en", declared=("PlayStation",)) == ImpliedBrand("Sony", "PlayStation")
+    nike = ProductLines.from_catalog([name("Nike", "Nike Baseball Cleats", "shoes")])
+    assert nike.implied_brand("air jordan 1", "en", declared=("Jordan",)) == ImpliedBrand("Nike", "Air Jordan")
 
 
 def test_a_negated_line_implies_no_brand_but_a_budget_is_no_negation() -> None:

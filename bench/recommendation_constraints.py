@@ -3,9 +3,10 @@
     python bench/recommendation_constraints.py [--k 3]
 
 Two query sets, each message run through the bot's offline path for a product
-search (:func:`bot.understanding.understand` → :func:`bot.personalization.filters_for`
-→ :func:`kb.query.clean_query` → ``index.search(..., k)``, k = the engine's default
-number of suggestions):
+search (:func:`bot.understanding.understand`, the brand a product-line name implies
+(:meth:`kb.product_lines.ProductLines.implied_brand`, learned from the catalog as the
+engine does) → :func:`bot.personalization.filters_for` → :func:`kb.query.clean_query`
+→ ``index.search(..., k)``, k = the engine's default number of suggestions):
 
 * the retrieval dev set (``../shared/data/eval/retrieval_dev.jsonl``) over the
   DummyJSON catalog: the hard constraints are the set's labels (``max_price``,
@@ -47,6 +48,7 @@ from bot.understanding import understand  # noqa: E402
 from kb.embedder import make_embedder  # noqa: E402
 from kb.evaluation import build_index  # noqa: E402
 from kb.models import Product  # noqa: E402
+from kb.product_lines import ProductLines  # noqa: E402
 from kb.query import clean_query  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "data"
@@ -181,13 +183,20 @@ async def run(name: str, catalog: Path, dataset: Path, k: int) -> Tally:
         index = await build_index(Path(tmp) / "kb.db", catalog, make_embedder("auto"))
         try:
             brands = tuple(await index.brands())
+            lines = ProductLines.from_catalog(await index.product_names())
             for row in rows:
                 message, language = row.get("query") or row["text"], row["language"]
                 hard = _retrieval_hard(row["constraints"]) if "constraints" in row else _constraints_hard(row["expected"])
                 declared = any(v for v in hard.values())
                 understanding = understand(message, language=language, brands=brands)
+                constraints = understanding.constraints
+                implied = lines.implied_brand(
+                    message, language, declared=constraints.brands_include, excluded=constraints.brands_exclude
+                )
                 cleaned = clean_query(message, language)
-                filters = filters_for(understanding.constraints, lang=LOCALES.get(language, language), in_stock_only=cleaned.in_stock_only)
+                filters = filters_for(
+                    constraints, lang=LOCALES.get(language, language), in_stock_only=cleaned.in_stock_only, implied=implied
+                )
                 hits = await index.search(cleaned.text or message, filters, k=k, kinds=("product",))
                 tally.queries += 1
                 tally.answered += bool(hits)

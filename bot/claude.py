@@ -319,7 +319,7 @@ class ClaudeResponder:
             if product is not None and product not in products:
                 products.append(product)
         cards: tuple[ProductCard, ...] = tuple(
-            with_history_reason(product_card(p, ctx.constraints, ctx.shop.currency, ctx.filters), ctx, p.id)
+            with_history_reason(product_card(p, ctx.constraints, ctx.shop.currency, ctx.filters, ctx.implied_brand), ctx, p.id)
             for p in products[:MAX_RESULTS]
         )
         passages = passages_for(state, _strings(fields.get("source_ids")))
@@ -394,6 +394,8 @@ class ClaudeResponder:
             "intent": ctx.understanding.intent.value,
             "constraints": _present(ctx.constraints.to_dict()),
         }
+        if ctx.implied_brand is not None:  # not declared: the product line the shopper named is this maker's
+            context["brand_implied_by_product_line"] = {"brand": ctx.implied_brand.brand, "line": ctx.implied_brand.line}
         feedback = ctx.extras.get(FEEDBACK)
         if isinstance(feedback, list) and feedback:
             context["previous_draft_rejected_for"] = [str(f) for f in feedback]

@@ -65,6 +65,7 @@ from bot.verification import IdentityVerification
 from jobs.followups import FollowUpPolicy
 from kb.index import BaseIndex, IndexUnavailableError
 from kb.models import Hit, SearchFilters
+from kb.product_lines import ImpliedBrand, ProductLines
 from kb.query import clean_query
 
 if TYPE_CHECKING:  # the anthropic SDK loads only when Claude is configured
@@ -155,6 +156,7 @@ class DialogEngine:
         responder: Responder | None = None,
         results: int = 3,
         brands: tuple[str, ...] = (),
+        product_lines: ProductLines | None = None,
         clock: Callable[[], datetime] = utc_now,
         events: EventBus | None = None,
         metrics: Metrics | None = None,
@@ -175,6 +177,7 @@ class DialogEngine:
         self.fallback: Responder = OfflineResponder()
         self.results = results
         self.brands = brands
+        self.product_lines = product_lines or ProductLines()  # "iPhone" → Apple (kb.product_lines)
         self._clock = clock
         self._locks = _ChatLocks()
         self.constraint_extractor = constraint_extractor  # None: the offline extractor of understand()
@@ -370,14 +373,15 @@ class DialogEngine:
 
         notices: list[OutboundMessage] = []  # what a responder's tools asked or did, in our wording (bot.tools)
         filters = filters_for(constraints, lang=locale)
+        implied: ImpliedBrand | None = None
         hits: list[Hit] = []
         near_misses: list[Hit] = []
         purchase_reasons: dict[str, str] = {}
         try:
             if understanding.intent is Intent.PRODUCT_SEARCH:
-                query, in_stock_only = self._product_query(text, understanding, context, locale)
-                if in_stock_only:
-                    filters = dataclasses.replace(filters, in_stock_only=True)
+                query, in_stock_only, refines = self._product_query(text, understanding, context, locale)
+                implied = self._implied_brand(text, locale, constraints, context, refines=refines)
+                filters = filters_for(constraints, lang=locale, in_stock_only=in_stock_only, implied=implied)
                 # prior orders re-rank what the hard filters let through (verified customers only)
                 history = await load_purchase_history(self.store, self.index, conversation.customer_id) if verified else PurchaseHistory()
                 pool = self.results * 3 if not history.is_empty() else self.results
@@ -421,6 +425,7 @@ class DialogEngine:
             customer_verified=verified,
             unanswered_streak=int(context.get("unanswered", 0)),
             extras={NOTICES: notices, PURCHASE_REASONS: purchase_reasons},
+            implied_brand=implied,
         )
         verdict = await self._respond(ctx)
         # a tool's question or confirmation goes out whatever became of the draft it came with
@@ -479,8 +484,10 @@ class DialogEngine:
         return understand(text, language=locale, brands=self.brands)
 
     @staticmethod
-    def _product_query(text: str, understanding: Understanding, context: dict[str, Any], locale: str) -> tuple[str, bool]:
-        """The search query and whether the shopper asked for what is in stock.
+    def _product_query(
+        text: str, understanding: Understanding, context: dict[str, Any], locale: str
+    ) -> tuple[str, bool, bool]:
+        """The search query, whether the shopper asked for what is in stock, and whether it refines the last search.
 
         The message's product words (:func:`kb.query.clean_query`), or the earlier
         search it refines: "any in blue?" or "actually under 80" after "running shoes
@@ -492,10 +499,30 @@ class DialogEngine:
             not understanding.constraints.is_empty() and len(_content_words(cleaned.text)) <= REFINEMENT_MAX_WORDS
         )
         if previous and refines:
-            return f"{previous} {cleaned.text}".strip(), cleaned.in_stock_only
+            return f"{previous} {cleaned.text}".strip(), cleaned.in_stock_only, True
         query = cleaned.text or strip_greeting(text)
         context["last_query"] = query
-        return query, cleaned.in_stock_only
+        return query, cleaned.in_stock_only, False
+
+    def _implied_brand(
+        self, text: str, locale: str, constraints: Constraints, context: dict[str, Any], *, refines: bool
+    ) -> ImpliedBrand | None:
+        """The brand a product-line name implies ("iPhone 13" → Apple), kept while later messages refine that search.
+
+        Not a declared constraint (:mod:`kb.product_lines`): a brand the shopper names wins.
+        """
+        declared, excluded = constraints.brands_include, constraints.brands_exclude
+        implied = self.product_lines.implied_brand(strip_greeting(text), locale, declared=declared, excluded=excluded)
+        if implied is None and refines and isinstance(kept := context.get("implied_brand"), dict):
+            # "any under 500?" after "iphone 13": the line still stands, unless a brand was named since
+            line = self.product_lines.get(str(kept.get("line", "")))
+            if line is not None and not declared and line.brand.casefold() not in {b.casefold() for b in excluded}:
+                implied = ImpliedBrand(line.brand, line.name)
+        if implied is not None:
+            context["implied_brand"] = {"brand": implied.brand, "line": implied.line}
+        else:
+            context.pop("implied_brand", None)
+        return implied
 
     async def _respond(self, ctx: TurnContext) -> Verdict:
         """The responder's replies once the guardrail passed them (:func:`bot.guardrails.enforce`).

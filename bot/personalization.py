@@ -5,6 +5,11 @@ filters: they go to the index as :class:`kb.models.SearchFilters` and a product
 that breaks one is never presented as a match. When nothing satisfies them the
 engine says so and shows the closest options with the constraint each breaks
 (:func:`broken_constraints`), never silently dropping one.
+
+A brand the message implies through a product-line name ("iPhone 13" → Apple, see
+:mod:`kb.product_lines`) is a hard filter too, but not a declared constraint: it is
+passed beside the constraints (``implied``), and the cards say where it came from
+("by Apple, the maker of iPhone").
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from bot.constraints import Constraints
 from bot.i18n import _, format_price
 from bot.profile import dietary_label, local_term
 from kb.models import Product, SearchFilters
+from kb.product_lines import ImpliedBrand
 
 # Shoe sizes converted to EU for catalogs that stock EU sizes (unisex/men's lasts).
 US_TO_EU = {"6": "39", "6.5": "39", "7": "40", "7.5": "40", "8": "41", "8.5": "41", "9": "42", "9.5": "42",
@@ -50,8 +56,10 @@ def eu_sizes(constraints: Constraints) -> tuple[str, ...]:
     return tuple(sizes)
 
 
-def filters_for(constraints: Constraints, *, lang: str | None = None, in_stock_only: bool = False) -> SearchFilters:
-    """The hard filters that the shopper's declared constraints imply."""
+def filters_for(
+    constraints: Constraints, *, lang: str | None = None, in_stock_only: bool = False, implied: ImpliedBrand | None = None
+) -> SearchFilters:
+    """The hard filters that the shopper's declared constraints imply, and the brand a product line implies."""
     exclude_allergens: list[str] = []
     dietary: list[str] = []
     for label in (_label(d) for d in constraints.dietary):
@@ -60,6 +68,9 @@ def filters_for(constraints: Constraints, *, lang: str | None = None, in_stock_o
         else:
             dietary.append(label.replace("_", "-"))
     budget = constraints.budget
+    brands = tuple(constraints.brands_include)
+    if implied is not None and implied.brand.casefold() not in {b.casefold() for b in brands}:
+        brands = (*brands, implied.brand)  # alone, or beside a "brand" that is the line itself ("PlayStation")
     return SearchFilters(
         max_price=Decimal(budget.max) if budget.max is not None else None,
         min_price=Decimal(budget.min) if budget.min is not None else None,
@@ -70,15 +81,21 @@ def filters_for(constraints: Constraints, *, lang: str | None = None, in_stock_o
         exclude_materials=tuple(constraints.materials_exclude),
         exclude_allergens=tuple(dict.fromkeys(exclude_allergens)),
         dietary=tuple(dict.fromkeys(dietary)),
-        brands=tuple(constraints.brands_include),
+        brands=brands,
         exclude_brands=tuple(constraints.brands_exclude),
         lang=lang,
     )
 
 
-def fit_reason(product: Product, constraints: Constraints, currency: str) -> str:
-    """A short "why this one" in the current locale ("under your 100 € budget · size 42")."""
+def _is_by(product: Product, implied: ImpliedBrand | None) -> bool:
+    return implied is not None and product.brand.casefold() == implied.brand.casefold()
+
+
+def fit_reason(product: Product, constraints: Constraints, currency: str, implied: ImpliedBrand | None = None) -> str:
+    """A short "why this one" in the current locale ("by Apple, the maker of iPhone · under your 100 € budget")."""
     parts: list[str] = []
+    if implied is not None and _is_by(product, implied):
+        parts.append(_("by {brand}, the maker of {line}", brand=product.brand, line=implied.line))
     if constraints.budget.max is not None:
         parts.append(_("under your {budget} budget", budget=format_price(Decimal(constraints.budget.max), currency)))
     sizes = eu_sizes(constraints)
@@ -100,8 +117,10 @@ def fit_reason(product: Product, constraints: Constraints, currency: str) -> str
     return " · ".join(parts)
 
 
-def broken_constraints(product: Product, filters: SearchFilters, currency: str) -> list[str]:
-    """What a near miss breaks, in words, so the shopper can decide."""
+def broken_constraints(
+    product: Product, filters: SearchFilters, currency: str, implied: ImpliedBrand | None = None
+) -> list[str]:
+    """What a near miss breaks, in words, so the shopper can decide (``implied``: the brand a product line implied)."""
     broken: list[str] = []
     if filters.max_price is not None and product.min_price > filters.max_price:
         broken.append(_("costs {price}, over your budget", price=format_price(product.min_price, currency)))
@@ -122,7 +141,11 @@ def broken_constraints(product: Product, filters: SearchFilters, currency: str) 
         broken.append(_("only in a colour you avoid"))
     brand = product.brand.casefold()
     if filters.brands and brand not in {b.casefold() for b in filters.brands}:
-        broken.append(_("not the brand you asked for"))
+        declared = [b for b in filters.brands if implied is None or b.casefold() != implied.brand.casefold()]
+        if implied is not None and not declared:
+            broken.append(_("not by {brand}, the maker of {line}", brand=implied.brand, line=implied.line))
+        else:
+            broken.append(_("not the brand you asked for"))
     if brand and brand in {b.casefold() for b in filters.exclude_brands}:
         broken.append(_("a brand you avoid"))
     return broken

@@ -26,6 +26,7 @@ from bot.shop import ShopProfile
 from bot.store import Conversation, Order
 from bot.understanding import Intent, PolicyTopic, Understanding
 from kb.models import Hit, Passage, Product, SearchFilters
+from kb.product_lines import ImpliedBrand
 
 EXCERPT_CHARS = 420
 PURCHASE_REASONS = "purchase_reasons"  # ctx.extras key: product id -> why it fits the shopper's prior orders
@@ -50,6 +51,7 @@ class TurnContext:
     customer_verified: bool = False
     unanswered_streak: int = 0
     extras: dict[str, object] = field(default_factory=dict)
+    implied_brand: ImpliedBrand | None = None  # the brand a product-line name implied ("iPhone" → Apple), filtered on
 
 
 class Responder(Protocol):
@@ -64,7 +66,9 @@ def disclosure(shop: ShopProfile) -> str:
     return _("I'm the automated shop assistant of {store}.", store=shop.name)
 
 
-def product_card(product: Product, constraints: Constraints, currency: str, filters: SearchFilters) -> ProductCard:
+def product_card(
+    product: Product, constraints: Constraints, currency: str, filters: SearchFilters, implied: ImpliedBrand | None = None
+) -> ProductCard:
     """A card whose price and stock come from the catalog, for the variant that fits best."""
     variants = list(product.variants)
     if filters.sizes:  # the shopper's size, even when it is sold out: never another size's price and stock
@@ -84,7 +88,7 @@ def product_card(product: Product, constraints: Constraints, currency: str, filt
         url=product.url,
         image=product.image,
         price_text=format_price(variant.price, currency),
-        reason=fit_reason(product, constraints, currency),
+        reason=fit_reason(product, constraints, currency, implied),
     )
 
 
@@ -166,7 +170,10 @@ class OfflineResponder:
         products = [h.product for h in ctx.hits if h.product is not None]
         currency = ctx.shop.currency
         if products:
-            found = tuple(with_history_reason(product_card(p, ctx.constraints, currency, ctx.filters), ctx, p.id) for p in products)
+            found = tuple(
+                with_history_reason(product_card(p, ctx.constraints, currency, ctx.filters, ctx.implied_brand), ctx, p.id)
+                for p in products
+            )
             text = ngettext("Here is what I found in our catalog:", "Here are {n} options from our catalog:", len(found))
             if any(not card.in_stock for card in found):
                 text += " " + _("Items marked out of stock can't be ordered right now.")
@@ -178,7 +185,7 @@ class OfflineResponder:
             cards = []
             for product in near:
                 card = product_card(product, ctx.constraints, currency, SearchFilters())
-                why = ", ".join(broken_constraints(product, ctx.filters, currency))
+                why = ", ".join(broken_constraints(product, ctx.filters, currency, ctx.implied_brand))
                 cards.append(
                     ProductCard(card.sku, card.title, card.price, card.currency, card.in_stock, card.url, card.image,
                                 card.price_text, why)

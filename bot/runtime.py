@@ -32,6 +32,7 @@ from channels.registry import enabled_channels
 from jobs.followups import FollowUpPolicy
 from kb.embedder import make_embedder
 from kb.index import BaseIndex
+from kb.product_lines import ProductLines
 from kb.sqlite_index import SQLiteIndex
 
 if TYPE_CHECKING:
@@ -115,9 +116,11 @@ async def open_runtime(
                             client, model=settings.anthropic_model, timeout=settings.anthropic_timeout_seconds,
                             prometheus=metrics,
                         )
+                # "iPhone" → Apple (kb.product_lines): learned once from the catalog, off the event loop
+                product_lines = await asyncio.to_thread(ProductLines.from_catalog, await index.product_names())
                 engine = DialogEngine(
                     store=store, index=index, shop=shop, results=settings.search_results, clock=clock,
-                    brands=await index.brands(), events=events, responder=responder, metrics=metrics,
+                    brands=await index.brands(), product_lines=product_lines, events=events, responder=responder, metrics=metrics,
                     secret=await asyncio.to_thread(load_secret, settings.data_dir), public_url=settings.public_url or "",
                     followup_policy=FollowUpPolicy.from_settings(settings), constraint_extractor=extractor,
                     notifier=notifier,

@@ -7,7 +7,8 @@ message:
 1. :func:`kb.query.clean_query` keeps the product words (and notices "in stock");
 2. the constraints become hard filters, from one of three sources
    (``constraints_mode``): ``system`` — the bot's own offline extractor
-   :func:`bot.constraints.extract_constraints` then
+   :func:`bot.constraints.extract_constraints` and the brand a product-line name
+   implies (:mod:`kb.product_lines`, learned from the catalog), then
    :func:`bot.personalization.filters_for`; ``labeled`` — the dataset's labeled
    ``max_price`` / ``min_price`` / ``in_stock_only`` / ``brand``; ``none``;
 3. ``index.search(query, filters, k=20, kinds=("product",))``.
@@ -42,6 +43,7 @@ from typing import Any, Literal
 from kb.embedder import Embedder, make_embedder
 from kb.ingest import parse
 from kb.models import SearchFilters
+from kb.product_lines import ProductLines
 from kb.query import clean_query
 from kb.sqlite_index import RankingConfig, SearchMode, SQLiteIndex
 
@@ -160,13 +162,19 @@ def labeled_filters(query: EvalQuery) -> SearchFilters:
     )
 
 
-def system_filters(query: EvalQuery, *, brands: Iterable[str], in_stock_only: bool) -> SearchFilters:
-    """Filters the bot derives itself: its offline constraint extractor, then :func:`filters_for`."""
+def system_filters(
+    query: EvalQuery, *, brands: Iterable[str], in_stock_only: bool, lines: ProductLines | None = None
+) -> SearchFilters:
+    """Filters the bot derives itself: its offline constraint extractor and the brand a product line implies
+    (:mod:`kb.product_lines`), then :func:`filters_for`."""
     from bot.constraints import extract_constraints
     from bot.personalization import filters_for
 
     constraints = extract_constraints(query.query, language=query.language, brands=tuple(brands))
-    return filters_for(constraints, lang=query.language, in_stock_only=in_stock_only)
+    implied = (lines or ProductLines()).implied_brand(
+        query.query, query.language, declared=constraints.brands_include, excluded=constraints.brands_exclude
+    )
+    return filters_for(constraints, lang=query.language, in_stock_only=in_stock_only, implied=implied)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +191,12 @@ async def run_queries(
 ) -> dict[str, QueryRun]:
     """Each query through the bot's search path (cleaning, filters, ``index.search``), by qid."""
     brands = await index.brands()
+    lines = await asyncio.to_thread(ProductLines.from_catalog, await index.product_names())
     runs: dict[str, QueryRun] = {}
     for query in queries:
         cleaned = clean_query(query.query, query.language)
         if constraints_mode == "system":
-            filters = system_filters(query, brands=brands, in_stock_only=cleaned.in_stock_only)
+            filters = system_filters(query, brands=brands, in_stock_only=cleaned.in_stock_only, lines=lines)
         elif constraints_mode == "labeled":
             filters = labeled_filters(query)
         else:

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from kb.models import Hit, HitKind, Passage, Product, SearchFilters
+from kb.models import Hit, HitKind, Passage, Product, ProductName, SearchFilters
 
 ALL_KINDS: tuple[HitKind, ...] = ("product", "passage")
 
@@ -91,3 +91,7 @@ class BaseIndex(ABC):
     @abstractmethod
     async def brands(self) -> tuple[str, ...]:
         """The catalog's brand names as written in the catalog (for constraint extraction)."""
+
+    @abstractmethod
+    async def product_names(self) -> tuple[ProductName, ...]:
+        """Brand, title, category and description of every product (product-line names are learned from them)."""

@@ -84,6 +84,19 @@ class Product:
 
 
 @dataclass(frozen=True, slots=True)
+class ProductName:
+    """A product's brand, title, category and description as the catalog writes them.
+
+    What product-line names are learned from (:mod:`kb.product_lines`).
+    """
+
+    brand: str
+    title: str
+    category: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Passage:
     """A section of a content page (policy, FAQ, size guide) with its heading path."""
 

@@ -40,7 +40,7 @@ from typing import Final
 
 from kb.glossary import phrase_pattern, translations
 
-__all__ = ["QUERY_LANGUAGES", "ProductQuery", "clean_query"]
+__all__ = ["QUERY_LANGUAGES", "ProductQuery", "clean_query", "vocabulary_words"]
 
 QUERY_LANGUAGES: Final = ("en", "es", "fr", "de", "pt")
 
@@ -228,6 +228,13 @@ _PUNCTUATION: Final = str.maketrans({"’": "'", "‘": "'", "ʼ": "'", "`": "'"
 # Words that may follow an amount and belong to the budget phrase ("$50 or less").
 _AFTER_AMOUNT: Final = r"(?:or less|or under|max|tops|o menos|ou menos|ou moins|oder weniger|maximum|máximo|maximal)"
 _NUMBER: Final = r"\d+(?:[.,\u00a0 ]\d{3})*(?:[.,]\d{1,2})?(?:\s?(?:k|mil)(?!\w))?"
+
+
+def vocabulary_words() -> frozenset[str]:
+    """Every word of the conversation, price, size, stock and negation vocabulary above, in the five languages."""
+    tables = (_OPENERS, _EDGE_WORDS, _PRICE_CUES, _RANGE_JOINERS, _RANGE_OPENERS, _SIZE_CUES, _STOCK, _NEGATIONS)
+    phrases = [phrase for table in tables for forms in table.values() for phrase in forms]
+    return frozenset(word for phrase in (*phrases, *_CURRENCY_WORDS) for word in re.findall(r"[^\W\d_]+", phrase.casefold()))
 
 
 def _alternatives(phrases: tuple[str, ...] | list[str]) -> str:

@@ -56,7 +56,7 @@ import numpy.typing as npt
 from kb.embedder import Embedder
 from kb.index import ALL_KINDS, BaseIndex, UpsertStats
 from kb.memory import IndexMemory, ProductRow, VariantRow, noise_direction, noise_probes, rank_dense
-from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
+from kb.models import Hit, HitKind, Passage, Product, ProductName, SearchFilters, Variant
 
 log = logging.getLogger(__name__)
 
@@ -660,6 +660,17 @@ class SQLiteIndex(BaseIndex):
     async def brands(self) -> tuple[str, ...]:
         async with self.db.execute("SELECT DISTINCT json_extract(data, '$.brand') AS brand FROM products") as cur:
             return tuple(sorted(row["brand"] for row in await cur.fetchall() if row["brand"]))
+
+    async def product_names(self) -> tuple[ProductName, ...]:
+        async with self.db.execute(
+            "SELECT json_extract(data, '$.brand') AS brand, json_extract(data, '$.title') AS title, "
+            "json_extract(data, '$.category') AS category, json_extract(data, '$.description') AS description "
+            "FROM products ORDER BY id"
+        ) as cur:
+            rows = await cur.fetchall()
+        return tuple(
+            ProductName(row["brand"] or "", row["title"] or "", row["category"] or "", row["description"] or "") for row in rows
+        )
 
     async def matching_products(self, filters: SearchFilters) -> set[str] | None:
         """Ids of the products that satisfy ``filters``; None when the filters exclude nothing."""

@@ -66,7 +66,7 @@ from weaviate.util import generate_uuid5
 
 from kb.embedder import Embedder
 from kb.index import ALL_KINDS, BaseIndex, IndexUnavailableError, UpsertStats, WeaviateIndexError
-from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
+from kb.models import Hit, HitKind, Passage, Product, ProductName, SearchFilters, Variant
 from kb.sqlite_index import COLOR_ALIASES, DIETARY_FREE_FROM, is_edible, material_words, title_colors
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,7 @@ FACET_PROPERTIES = ("materials", "allergens", "free_from", "dietary")
 TENANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 INSERT_CHUNK = 100  # objects per insert_many request
 LOOKUP_CHUNK = 200  # ids per hash-lookup request
+NAMES_PAGE = 1_000  # products per page when listing product names
 DELETE_ROUNDS = 1_000  # a delete_many removes at most QUERY_MAXIMUM_RESULTS objects per call
 SEARCH_PAGE_MIN = 30  # candidates per hybrid page, before the exact product check
 SEARCH_MAX_PAGES = 5
@@ -761,6 +762,21 @@ class WeaviateIndex(BaseIndex):
         with self._unavailable("list brands"):
             result = await collection.aggregate.over_all(group_by=GroupByAggregate(prop="brand_name", limit=10_000), total_count=True)
         return tuple(sorted({str(group.grouped_by.value) for group in result.groups if group.grouped_by.value}))
+
+    async def product_names(self) -> tuple[ProductName, ...]:
+        collection = self._collection(PRODUCT_COLLECTION)
+        names: list[ProductName] = []
+        after: Any = None
+        with self._unavailable("list product names"):
+            while True:  # cursor paging: the whole collection, past the query maximum of offset paging
+                result = await collection.query.fetch_objects(limit=NAMES_PAGE, after=after, return_properties=["data"])
+                for obj in result.objects:
+                    product = product_from_json(str(obj.properties["data"]))
+                    names.append(ProductName(product.brand, product.title, product.category, product.description))
+                if len(result.objects) < NAMES_PAGE:
+                    break
+                after = result.objects[-1].uuid
+        return tuple(names)
 
     async def search(
         self,

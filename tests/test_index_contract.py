@@ -205,6 +205,13 @@ async def test_product_count_and_brands(index: BaseIndex) -> None:
     assert set(await index.brands()) == {"Finch", "Swift"}
 
 
+async def test_product_names_list_every_product_as_the_catalog_writes_it(index: BaseIndex) -> None:
+    names = await index.product_names()
+    assert sorted((n.brand, n.title, n.category, n.description) for n in names) == sorted(
+        (p.brand, p.title, p.category, p.description) for p in CATALOG
+    )
+
+
 async def test_a_shoppers_message_in_another_language_finds_the_product(index: BaseIndex) -> None:
     cleaned = clean_query("¿tienen calcetines de lana?", "es")
     assert (await ids(index, cleaned.text))[0] == "socks-wool"

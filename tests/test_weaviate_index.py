@@ -319,9 +319,15 @@ class FakeQuery:
     def __init__(self, collection: FakeCollection) -> None:
         self.collection = collection
 
-    async def fetch_objects(self, *, limit: int | None = None, filters: Any = None, return_properties: Any = None) -> Any:
-        found = self.collection.matching(filters)[:limit]
-        return SimpleNamespace(objects=[_returned(object_id, obj) for object_id, obj in found])
+    async def fetch_objects(
+        self, *, limit: int | None = None, after: Any = None, filters: Any = None, return_properties: Any = None
+    ) -> Any:
+        # objects in uuid order, as Weaviate's cursor pages them; ``after``: those past that uuid
+        found = sorted(self.collection.matching(filters), key=lambda item: item[0])
+        if after is not None:
+            self.collection.server.calls.append(("fetch_objects", {"limit": limit, "after": str(after)}))
+            found = [item for item in found if item[0] > str(after)]
+        return SimpleNamespace(objects=[_returned(object_id, obj) for object_id, obj in found[:limit]])
 
     async def fetch_object_by_id(self, uuid: str, *, return_properties: Any = None) -> Any:
         obj = self.collection.store().get(str(uuid))
@@ -754,6 +760,22 @@ async def test_lookups_counts_and_brands(index: WeaviateIndex) -> None:
     assert (await index.product_for_sku("shoe-road-42")) == CATALOG[2]
     assert await index.product_for_sku("nope") is None
     assert await index.get_product("nope") is None
+
+
+async def test_product_names_page_through_the_whole_collection(
+    index: WeaviateIndex, server: FakeServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("kb.weaviate_index.NAMES_PAGE", 3)
+    names = await index.product_names()
+    assert sorted((n.brand, n.title, n.category, n.description) for n in names) == sorted(
+        (p.brand, p.title, p.category, p.description) for p in ALL_PRODUCTS
+    )
+    pages = [call for name, call in server.calls if name == "fetch_objects"]
+    assert len(pages) == len(ALL_PRODUCTS) // 3  # the first page has no cursor; each later one starts after the last
+    assert all(call["limit"] == 3 for call in pages)
+    server.down = True
+    with pytest.raises(IndexUnavailableError, match="could not list product names"):
+        await index.product_names()
 
 
 async def test_rejected_objects_are_reported(server: FakeServer, index: WeaviateIndex) -> None:

@@ -18,7 +18,7 @@ from bot.messages import InboundMessage, OutboundMessage
 from bot.store import Store
 from channels.base import BaseChannel, ParsedWebhook, SendError, SendPolicy, SentMessage, WebhookRequest
 from kb.index import ALL_KINDS, BaseIndex, UpsertStats
-from kb.models import Hit, HitKind, Passage, Product, SearchFilters, Variant
+from kb.models import Hit, HitKind, Passage, Product, ProductName, SearchFilters, Variant
 
 
 class Clock:
@@ -121,6 +121,9 @@ class Catalog(BaseIndex):
 
     async def brands(self) -> tuple[str, ...]:
         return ()
+
+    async def product_names(self) -> tuple[ProductName, ...]:
+        return tuple(ProductName(p.brand, p.title, p.category, p.description) for p in self.products.values())
 
     async def product_for_sku(self, sku: str) -> Product | None:
         return next((p for p in self.products.values() if any(v.sku == sku for v in p.variants)), None)

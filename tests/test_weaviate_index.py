@@ -39,6 +39,7 @@ from weaviate.classes.data import DataObject
 from weaviate.classes.query import HybridFusion
 from weaviate.collections.aggregations.over_all.async_ import _OverAllAsync
 from weaviate.collections.classes.config import _CollectionConfigCreate
+from weaviate.collections.collection.async_ import CollectionAsync
 from weaviate.collections.collections.async_ import _CollectionsAsync
 from weaviate.collections.data.async_ import _DataCollectionAsync
 from weaviate.collections.filters import _FilterToGRPC, _FilterToREST
@@ -244,6 +245,13 @@ class FakeCollection:
     def with_tenant(self, tenant: str) -> FakeCollection:
         return FakeCollection(self.server, self.name, tenant)
 
+    def iterator(self, *, return_properties: Any = None) -> AsyncIterator[Any]:
+        return self._every_object()
+
+    async def _every_object(self) -> AsyncIterator[Any]:
+        for object_id, obj in list(self.store().items()):
+            yield _returned(object_id, obj)
+
     def store(self) -> dict[str, dict[str, Any]]:
         self.server.check()
         assert self.tenant is not None, "a multi-tenant collection needs a tenant"
@@ -384,6 +392,7 @@ class FakeAggregate:
         (FakeQuery.hybrid, _HybridQueryAsync.hybrid),
         (FakeQuery.bm25, _BM25QueryAsync.bm25),
         (FakeAggregate.over_all, _OverAllAsync.over_all),
+        (FakeCollection.iterator, CollectionAsync.iterator),
     ],
     ids=lambda f: getattr(f, "__qualname__", ""),
 )

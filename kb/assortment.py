@@ -25,7 +25,7 @@ What decides is the *head* of the request, the kind of thing asked for ("mat",
   or when it ends a longer word of the store's ("phone" in "smartphones") or a
   store word ends it ("wristwatch" and "watches").
 
-:meth:`Assortment.missing_kind` answers the shopper's word for the head when
+:meth:`Assortment.missing_kind` answers the shopper's words for it ("yoga mat") when
 every phrase's head is known and none is carried: the index then returns no
 product and the bot says the store does not carry it. A query whose head is
 unknown (a brand, a model, a word in no vocabulary) or that has no head ("to keep
@@ -199,12 +199,14 @@ class Head:
 
     ``word`` is the shopper's word (or glossary phrase), ``kind`` the English
     product-type word it stands for ("pañales" → "diapers"; the same word for
-    English) and ``known`` whether that is a product type at all.
+    English), ``known`` whether that is a product type at all and ``phrase``
+    the shopper's words for the whole thing ("winter tires", "yoga mat").
     """
 
     word: str
     kind: str
     known: bool
+    phrase: str = ""
 
 
 def request_heads(text: str, language: str | None, *, store_words: Iterable[str] = ()) -> tuple[Head, ...]:
@@ -225,18 +227,18 @@ def request_heads(text: str, language: str | None, *, store_words: Iterable[str]
             covered.setdefault(inside[0], (inside[-1], term))
     known_store = frozenset(store_words)
     heads: list[Head] = []
-    phrase: list[tuple[str, str]] = []  # (shopper's words, English term or the word) of the current segment
+    phrase: list[tuple[str, str, int, int]] = []  # (shopper's words, English term or the word, start, end) of the segment
     ended = False  # the current phrase's first segment is over (a boundary word was met)
     i = 0
 
     def close() -> None:
         words = [w for w in phrase if w[1] not in articles]
         if words:
-            word, kind = words[-1] if lang in _HEAD_LAST else words[0]
+            word, kind, _, _ = words[-1] if lang in _HEAD_LAST else words[0]
             head_word = kind.split()[-1]
             stems = kind_stems(head_word)
             known = is_product_kind(head_word) or bool(stems & known_store)
-            heads.append(Head(word=word, kind=kind, known=known))
+            heads.append(Head(word=word, kind=kind, known=known, phrase=shopper_words[words[0][2]:words[-1][3]]))
 
     while i < len(tokens):
         token = tokens[i][2]
@@ -248,13 +250,13 @@ def request_heads(text: str, language: str | None, *, store_words: Iterable[str]
         if i in covered:
             last, term = covered[i]
             if not ended:
-                phrase.append((shopper_words[tokens[i][0]:tokens[last][1]], term))
+                phrase.append((shopper_words[tokens[i][0]:tokens[last][1]], term, tokens[i][0], tokens[last][1]))
             i = last + 1
             continue
         if token in boundaries and not (token in articles and not phrase):
             ended = True
         elif not ended and not token.isdigit():
-            phrase.append((shopper_words[tokens[i][0]:tokens[i][1]], token))
+            phrase.append((shopper_words[tokens[i][0]:tokens[i][1]], token, tokens[i][0], tokens[i][1]))
         i += 1
     close()
     return tuple(heads)
@@ -317,7 +319,7 @@ class Assortment:
         return False
 
     def missing_kind(self, text: str, language: str | None) -> str | None:
-        """The shopper's word for what ``text`` asks for when the store carries no such kind of thing, else None.
+        """The shopper's words for what ``text`` asks for ("yoga mat") when the store carries no such kind of thing.
 
         None unless every phrase with a head names a known product type and no
         product is one: unknown words, brands and models keep the ranked search.
@@ -329,4 +331,4 @@ class Assortment:
             return None
         if any(self.carries(head.kind) for head in heads):
             return None
-        return heads[0].word
+        return heads[0].phrase or heads[0].word

@@ -91,7 +91,7 @@ class BaseIndex(ABC):
         """What the stored products are (:meth:`kb.assortment.Assortment.from_products`: titles, categories, tags)."""
 
     async def missing_kind(self, query: str, lang: str | None = None) -> str | None:
-        """The shopper's word for what ``query`` asks for when no stored product is that kind of thing, else None.
+        """The shopper's words for what ``query`` asks for ("yoga mat") when no stored product is that kind of thing, else None.
 
         :meth:`search` returns no product then (passages are still searched); the
         engine uses the word to say the store does not carry it.

@@ -235,7 +235,7 @@ def request_heads(text: str, language: str | None, *, store_words: Iterable[str]
         words = [w for w in phrase if w[1] not in articles]
         if words:
             word, kind, _, _ = words[-1] if lang in _HEAD_LAST else words[0]
-            head_word = kind.split()[-1]
+            head_word = _last_word(kind)
             stems = kind_stems(head_word)
             known = is_product_kind(head_word) or bool(stems & known_store)
             heads.append(Head(word=word, kind=kind, known=known, phrase=shopper_words[words[0][2]:words[-1][3]]))
@@ -260,6 +260,12 @@ def request_heads(text: str, language: str | None, *, store_words: Iterable[str]
         i += 1
     close()
     return tuple(heads)
+
+
+def _last_word(kind: str) -> str:
+    """The word of a (glossary) term that names the thing: "lawn mower" → "mower", "t-shirt" → "shirt"."""
+    words = _WORD_PARTS.findall(kind)
+    return words[-1] if words else kind
 
 
 def _shopper_words(text: str, lang: str) -> str:
@@ -303,8 +309,7 @@ class Assortment:
 
     def carries(self, kind: str) -> bool:
         """Whether a product of the store is a ``kind`` (a product-type word, its synonyms, or a compound of it)."""
-        head = kind.split()[-1] if kind.split() else kind
-        wanted = set(kind_stems(head))
+        wanted = set(kind_stems(_last_word(kind)))
         groups = _kind_groups()
         for stem in list(wanted):
             wanted |= groups.get(stem, frozenset())

@@ -214,6 +214,18 @@ async def test_an_empty_query_finds_nothing(index: BaseIndex) -> None:
     assert await ids(index, "   ") == []
 
 
+async def test_a_kind_of_product_the_store_does_not_carry_finds_no_product(index: BaseIndex) -> None:
+    # "hiking" and "running" describe products of the shop, but none of them is a mat or a tire
+    assert await index.missing_kind("hiking mat") == "hiking mat"
+    assert await ids(index, "hiking mat") == []
+    assert await ids(index, "winter tires for running") == []
+    assert all(hit.kind == "passage" for hit in await index.search("hiking mat", k=5))  # pages are still searched
+    assert await index.missing_kind("wool socks") is None
+    assert await index.missing_kind("Finch") is None  # a brand is no kind of product: the ranking decides
+    await index.upsert_products([product("mat-1", "Cork yoga mat", "39.00", category="Yoga")])
+    assert (await ids(index, "hiking mat"))[0] == "mat-1"  # carried from the write on
+
+
 # -- the embedded index's own guarantees ------------------------------------------------
 
 SQLITE = ["sqlite-hybrid", "sqlite-bm25"]

@@ -53,6 +53,7 @@ from weaviate.exceptions import WeaviateConnectionError, WeaviateQueryError
 from kb.models import Product, SearchFilters, Variant
 from kb.sqlite_index import SQLiteIndex
 from kb.weaviate_index import (
+    ASSORTMENT_MAX_AGE,
     PASSAGE_COLLECTION,
     PRODUCT_COLLECTION,
     ConnectionParams,
@@ -185,6 +186,7 @@ class FakeServer:
         self.down = False
         self.reject: set[str] = set()  # item ids whose insert fails
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.full_reads = 0  # collection.iterator() calls: every object of a collection read
 
     def check(self) -> None:
         if self.down:
@@ -246,6 +248,7 @@ class FakeCollection:
         return FakeCollection(self.server, self.name, tenant)
 
     def iterator(self, *, return_properties: Any = None) -> AsyncIterator[Any]:
+        self.server.full_reads += 1
         return self._every_object()
 
     async def _every_object(self) -> AsyncIterator[Any]:
@@ -769,6 +772,21 @@ async def test_rejected_objects_are_reported(server: FakeServer, index: Weaviate
     server.reject.add("new-one")
     with pytest.raises(WeaviateIndexError, match="new-one: rejected by the fake"):
         await index.upsert_products([product("new-one", "New", "1.00")])
+
+
+async def test_what_the_products_are_is_read_once_until_a_write_or_its_age_limit(server: FakeServer) -> None:
+    now = [1000.0]
+    async with fake_index(server, embedder=StubEmbedder(), clock=lambda: now[0]) as idx:
+        await idx.upsert_products(CATALOG, source="test-catalog")
+        assert await idx.search("hiking mat", kinds=("product",)) == []  # socks and shoes, but no mat
+        assert await idx.missing_kind("wool socks") is None
+        assert server.full_reads == 1  # one read of the products for both questions
+        await idx.upsert_products([product("mat-1", "Cork hiking mat", "39.00", category="Yoga")])
+        assert [hit.id for hit in await idx.search("hiking mat", kinds=("product",))][0] == "mat-1"
+        assert server.full_reads == 2  # our own write: read again
+        now[0] += ASSORTMENT_MAX_AGE
+        await idx.missing_kind("wool socks")
+        assert server.full_reads == 3  # another process may have written: read again after the age limit
 
 
 async def test_an_unreachable_server_is_index_unavailable(server: FakeServer, index: WeaviateIndex) -> None:

@@ -140,6 +140,10 @@ _WORD_PARTS: Final = re.compile(r"[^\W\d_]+")
 _MIN_COMPOUND_PART: Final = 4  # "smart|phone", "wrist|watch"; "s|ink" and "dr|ink" are not compounds
 
 
+def _speaks(lang: str | None) -> bool:
+    return (lang or "").replace("-", "_").split("_")[0].casefold() in _BOUNDARIES
+
+
 def _language(lang: str | None) -> str:
     code = (lang or "").replace("-", "_").split("_")[0].casefold()
     return code if code in _BOUNDARIES else "en"
@@ -328,8 +332,11 @@ class Assortment:
 
         None unless every phrase with a head names a known product type and no
         product is one: unknown words, brands and models keep the ranked search.
+        None too when ``language`` is not one of the five the bot speaks: where the
+        head of a phrase stands depends on it ("presente pro meu namorado que curte
+        games" read as English would ask for games).
         """
-        if not self.stems:
+        if not self.stems or not _speaks(language):
             return None
         heads = request_heads(text, language, store_words=self.stems)
         if not heads or not all(head.known for head in heads):

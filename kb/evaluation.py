@@ -9,7 +9,8 @@ message:
    (``constraints_mode``): ``system`` — the bot's own offline extractor
    :func:`bot.constraints.extract_constraints` then
    :func:`bot.personalization.filters_for`; ``labeled`` — the dataset's labeled
-   ``max_price`` / ``min_price`` / ``in_stock_only`` / ``brand``; ``none``;
+   ``max_price`` / ``min_price`` / ``in_stock_only`` / ``brand``; ``none`` (no
+   constraint; like the others it passes the query's language, as the bot always does);
 3. ``index.search(query, filters, k=20, kinds=("product",))``.
 
 The dataset is JSON lines ``{"qid", "query", "language", "constraints",
@@ -191,7 +192,7 @@ async def run_queries(
         elif constraints_mode == "labeled":
             filters = labeled_filters(query)
         else:
-            filters = SearchFilters()
+            filters = SearchFilters(lang=query.language)  # no constraint; the shopper's language is always known
         hits = await index.search(cleaned.text, filters, k=k, kinds=("product",))
         allowed = await index.matching_products(filters)
         runs[query.qid] = QueryRun(query.qid, [hit.id for hit in hits], None if allowed is None else frozenset(allowed))

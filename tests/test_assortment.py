@@ -135,6 +135,14 @@ def test_an_empty_store_never_claims_to_lack_anything() -> None:
     assert Assortment().missing_kind("yoga mat", "en") is None
 
 
+@pytest.mark.parametrize("language", [None, "", "it", "ja"])
+def test_in_a_language_the_bot_does_not_speak_nothing_is_declared_missing(language: str | None) -> None:
+    # read as English, "presente pro meu namorado que curte games" would ask for games
+    assert SHOP.missing_kind("yoga mat", language) is None
+    assert SHOP.missing_kind("yoga mat", "en-GB") == "yoga mat"
+    assert SHOP.missing_kind("pneus para o carro", "pt_BR") == "pneus"
+
+
 def test_the_store_categories_are_listed_most_products_first() -> None:
     shop = Assortment.from_products([("A", "Socks", []), ("B", "Boots", ["hiking"]), ("C", "Socks", [])])
     assert shop.categories == ("Socks", "Boots")

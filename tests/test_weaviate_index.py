@@ -778,14 +778,15 @@ async def test_what_the_products_are_is_read_once_until_a_write_or_its_age_limit
     now = [1000.0]
     async with fake_index(server, embedder=StubEmbedder(), clock=lambda: now[0]) as idx:
         await idx.upsert_products(CATALOG, source="test-catalog")
-        assert await idx.search("hiking mat", kinds=("product",)) == []  # socks and shoes, but no mat
-        assert await idx.missing_kind("wool socks") is None
+        english = SearchFilters(lang="en")
+        assert await idx.search("hiking mat", english, kinds=("product",)) == []  # socks and shoes, but no mat
+        assert await idx.missing_kind("wool socks", "en") is None
         assert server.full_reads == 1  # one read of the products for both questions
         await idx.upsert_products([product("mat-1", "Cork hiking mat", "39.00", category="Yoga")])
-        assert [hit.id for hit in await idx.search("hiking mat", kinds=("product",))][0] == "mat-1"
+        assert next(hit.id for hit in await idx.search("hiking mat", english, kinds=("product",))) == "mat-1"
         assert server.full_reads == 2  # our own write: read again
         now[0] += ASSORTMENT_MAX_AGE
-        await idx.missing_kind("wool socks")
+        await idx.missing_kind("wool socks", "en")
         assert server.full_reads == 3  # another process may have written: read again after the age limit
 
 

@@ -49,11 +49,13 @@ __all__ = ["PRODUCT_KINDS", "Assortment", "Head", "kind_stems", "request_heads"]
 
 # Product types, singular English, synonyms joined by "|". General retail vocabulary by
 # department (the kinds a shop's catalog is made of), not the queries of any evaluation set.
+# Words that are as often something else are left out ("sweet", "light", "iron", "club",
+# "notebook", "press"): an unknown head keeps the ranked search, a wrong known one empties it.
 PRODUCT_KINDS: Final = """
 sock, shoe|footwear, sneaker|trainer, boot, sandal|flip-flop, slipper, heel|pump|stiletto, loafer, clog, cleat, insole,
 shoelace|lace, jacket|anorak, coat|parka, raincoat, vest|gilet, shirt|blouse, t-shirt|tee|tshirt, top|tank, sweater|jumper|pullover,
 sweatshirt|hoodie, cardigan, fleece, trouser|pant|slack, jean|denim, short, skirt, dress|frock|gown, suit|tuxedo, blazer,
-legging|tight, jumpsuit, overall, swimsuit|bikini|trunk, pajama|pyjama, robe|bathrobe, underwear|brief|boxer|panty,
+legging, jumpsuit, overall, swimsuit|bikini|trunk, pajama|pyjama, robe|bathrobe, underwear|boxer|panty,
 bra, lingerie, corset, hat|cap|beanie, scarf|shawl, glove|mitten, belt, tie|bowtie, uniform, costume, apron, poncho,
 bag|handbag|purse|tote, backpack|rucksack|daypack, wallet, suitcase|luggage, duffel, briefcase, pouch, watch|wristwatch,
 sunglass, glass|eyeglass|spectacle, earring, necklace|pendant, ring, bracelet|bangle, brooch, umbrella, keychain,
@@ -61,26 +63,26 @@ perfume|fragrance|cologne, lipstick, mascara, eyeshadow, eyeliner, foundation, c
 cream, lotion, serum, shampoo, conditioner, soap, wash, toothpaste, toothbrush, deodorant, sunscreen|sunblock, razor,
 shaver, trimmer, hairdryer|dryer, straightener, comb, hairbrush|brush, nail, powder, palette, mask, tampon, pad,
 diaper|nappy, wipe, stroller|pram|pushchair, crib|cot, pacifier|dummy, bib, high-chair,
-phone|smartphone|cellphone|mobile, laptop|notebook, computer|pc|desktop, tablet, monitor|display|screen, keyboard, mouse,
+phone|smartphone|cellphone|mobile, laptop, computer|pc|desktop, tablet, monitor|screen, keyboard, mouse,
 printer, scanner, ink, toner, cartridge, router|modem, headphone|headset, earphone|earbud, speaker, soundbar, microphone,
 charger, cable|cord, adapter, battery|powerbank, camera|webcam, lens, tripod|monopod, drone, television|tv, projector,
-console, controller|gamepad, smartwatch, tracker, ssd, drive, memory, case|cover, stand, dock,
-lamp|light|lighting, bulb, candle, vase, frame, mirror, cushion|pillow, blanket|throw, towel, curtain|drape, rug|carpet,
+console, controller|gamepad, smartwatch, tracker, ssd, case|cover, stand, dock,
+lamp|lighting, bulb, candle, vase, frame, mirror, cushion|pillow, blanket|throw, towel, curtain|drape, rug|carpet,
 mat|doormat, sheet, duvet|comforter|quilt, mattress, clock, plant, pot|planter, basket, bin, hanger, shelf|shelving,
 furniture, chair|stool, table|desk, sofa|couch|settee, bed, wardrobe|closet, dresser, cabinet, bookcase, bench, swing,
-sink, faucet|tap, shower, toilet, fan, heater, humidifier, dehumidifier, purifier, vacuum|hoover, iron, thermostat,
+sink, faucet|tap, shower, toilet, fan, heater, humidifier, dehumidifier, purifier, vacuum|hoover, thermostat,
 knife|cutlery, fork, spoon, spatula, tong, turner, ladle, pan|skillet, pot|saucepan|casserole, wok, cup, mug, glass|tumbler,
-plate|dish, bowl, board, blender|mixer, kettle, toaster, coffeemaker|maker, grinder, grater, peeler, whisk, strainer|sieve,
+plate|dish, bowl, board, blender|mixer, kettle, toaster, coffeemaker, grinder, grater, peeler, whisk, strainer|sieve,
 colander, oven, microwave, stove|cooktop|hob, fridge|refrigerator|freezer, dishwasher, juicer|squeezer, slicer, opener,
 bottle, flask|thermos, tray, rack, jar, container|box, lunchbox, scale, timer, thermometer, apron, napkin, tablecloth,
-filter, dripper, press,
-coffee, tea, chocolate, candy|sweet, cookie|biscuit, cake, bread, cheese, milk, yogurt, butter, egg, meat|beef|steak,
-chicken, fish|seafood, fruit, vegetable|veggie, juice, soda|pop, drink|beverage, water, wine, beer, spirit|liquor, honey,
+filter, dripper,
+coffee, tea, chocolate, candy, cookie|biscuit, cake, bread, cheese, milk, yogurt, butter, egg, meat|beef|steak,
+chicken, fish|seafood, fruit, vegetable|veggie, juice, soda, drink|beverage, water, wine, beer, liquor, honey,
 jam, rice, pasta, noodle, flour, sugar, salt, oil, vinegar, sauce, spice, nut, cereal, oat, snack|chip|crisp, soup,
-supplement|vitamin, protein, icecream, baby-food, dog-food, cat-food, treat, leash|lead, collar, litter, aquarium,
-cage, kennel, toy, game, puzzle, doll, lego|brick, book, magazine, notebook|journal, pen, pencil, marker, paper, envelope,
+supplement|vitamin, protein, icecream, baby-food, dog-food, cat-food, leash, collar, litter, aquarium,
+cage, kennel, toy, game, puzzle, doll, lego|brick, book, magazine, journal, pen, pencil, marker, paper, envelope,
 stapler, folder, calendar, card, sticker, guitar, piano|keyboard, drum, violin, ukulele,
-ball|football|basketball|volleyball, racket|racquet, bat, glove, helmet, wicket, rim|hoop, shuttlecock, club, net, goggle,
+ball|football|basketball|volleyball, racket|racquet, bat, glove, helmet, wicket, rim|hoop, shuttlecock, goggle,
 bicycle|bike, scooter, skateboard, skate, ski, snowboard, sled, surfboard, kayak|canoe, paddle, tent, sleeping-bag, hammock,
 stove, lantern|flashlight|torch|headlamp, compass, rope, dumbbell|weight, kettlebell, treadmill, barbell, trampoline,
 fishing-rod|rod, reel, tire|tyre, wheel, car|vehicle|sedan|suv|minivan|hatchback, motorcycle|motorbike|sportbike,
@@ -149,8 +151,12 @@ def _language(lang: str | None) -> str:
     return code if code in _BOUNDARIES else "en"
 
 
-def kind_stems(word: str) -> frozenset[str]:
-    """The stems a product-type word may take: plural and final -e off ("tires", "tire" → "tir"), -ves → -f, -ing → base."""
+def kind_stems(word: str, *, base_of_ing: bool = True) -> frozenset[str]:
+    """The stems a product-type word may take: plural and final -e off ("tires", "tire" → "tir"), -ves → -f, -ing → base.
+
+    A store's "lighting" sells lights; the vocabulary's "lighting" (``base_of_ing=False``)
+    does not make the adjective "light" a product type.
+    """
     word = _fold(word).replace("’", "'")
     if word.endswith("'s"):
         word = word[:-2]
@@ -158,7 +164,7 @@ def kind_stems(word: str) -> frozenset[str]:
     stems = {_stem(word)}
     if word.endswith("ves") and len(word) > 4:
         stems.add(_stem(word[:-3] + "f"))
-    if word.endswith("ing") and len(word) - 3 >= 4:
+    if base_of_ing and word.endswith("ing") and len(word) - 3 >= 4:
         stems.add(_stem(word[:-3]))
     return frozenset(stems)
 
@@ -185,7 +191,7 @@ def _kind_groups() -> dict[str, frozenset[str]]:
     groups: dict[str, set[str]] = {}
     for entry in PRODUCT_KINDS.replace("\n", " ").split(","):
         members = [m.strip() for m in entry.split("|") if m.strip()]
-        stems = frozenset().union(*(kind_stems(part) for m in members for part in (m, m.replace("-", ""))))
+        stems = frozenset().union(*(kind_stems(part, base_of_ing=False) for m in members for part in (m, m.replace("-", ""))))
         for stem in stems:
             groups.setdefault(stem, set()).update(stems)
     return {stem: frozenset(group) for stem, group in groups.items()}

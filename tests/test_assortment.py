@@ -84,6 +84,7 @@ def test_forms_of_a_product_type_share_a_stem() -> None:
     assert kind_stems("knives") & kind_stems("knife")
     assert kind_stems("watches") & kind_stems("Watch")
     assert kind_stems("lighting") & kind_stems("light")
+    assert not is_product_kind("light") and not is_product_kind("sweet")  # as often adjectives: left to the ranking
     assert is_product_kind("Tyres") and is_product_kind("nappies")
     assert not is_product_kind("winter") and not is_product_kind("yoga")
 

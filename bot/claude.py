@@ -57,7 +57,16 @@ from bot.metrics import Metrics
 from bot.profile import ProfileDialog
 from bot.prompting import language_name, passage_data, product_data, store_policies_block, strip_invisible, system_prompt, tagged
 from bot.reminders import ReminderDialog
-from bot.responders import OfflineResponder, Responder, TurnContext, disclosure, product_card, with_history_reason
+from bot.responders import (
+    NOT_CARRIED,
+    NotCarried,
+    OfflineResponder,
+    Responder,
+    TurnContext,
+    disclosure,
+    product_card,
+    with_history_reason,
+)
 from bot.settings import Settings
 from bot.shop import ShopProfile
 from bot.store import Store, StoredMessage
@@ -411,6 +420,9 @@ def _store_data(ctx: TurnContext) -> dict[str, Any]:
     near = [product_data(h.product) for h in ctx.near_misses if h.product is not None]
     if near:
         data["closest_products_not_matching_every_constraint"] = near
+    missing = ctx.extras.get(NOT_CARRIED)
+    if isinstance(missing, NotCarried):
+        data["store_does_not_carry"] = {"asked_for": missing.asked_for, "store_categories": list(missing.categories)}
     return data
 
 

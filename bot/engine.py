@@ -57,7 +57,7 @@ from bot.profile import ProfileDialog
 from bot.purchase_history import PurchaseHistory, load_purchase_history, reasons_by_product, rerank
 from bot.reminders import PENDING_KEY as REMINDER_PENDING_KEY
 from bot.reminders import ReminderDialog
-from bot.responders import PURCHASE_REASONS, OfflineResponder, Responder, TurnContext, disclosure
+from bot.responders import NOT_CARRIED, PURCHASE_REASONS, NotCarried, OfflineResponder, Responder, TurnContext, disclosure
 from bot.shop import ShopProfile
 from bot.store import Conversation, Store, TurnAlreadyFinished, utc_now
 from bot.understanding import Concern, Intent, PolicyTopic, Understanding, is_no, is_yes, strip_greeting, understand
@@ -86,6 +86,7 @@ TOPIC_QUERIES = {
 EXPORT_LINK_LIFETIME = timedelta(hours=24)
 # consecutive turns the bot could not answer before the thread goes to staff
 UNANSWERED_BEFORE_HANDOFF = 2
+CATEGORIES_NAMED = 6  # store categories named when it does not carry what was asked for
 # a message with constraints and at most this many other words refines the previous search
 REFINEMENT_MAX_WORDS = 2
 _CONTENT_WORD = re.compile(r"[^\W\d_]{3,}", re.UNICODE)
@@ -377,6 +378,7 @@ class DialogEngine:
         hits: list[Hit] = []
         near_misses: list[Hit] = []
         purchase_reasons: dict[str, str] = {}
+        not_carried: NotCarried | None = None
         try:
             if understanding.intent is Intent.PRODUCT_SEARCH:
                 query, in_stock_only, refines = self._product_query(text, understanding, context, locale)
@@ -394,6 +396,8 @@ class DialogEngine:
                     # the closest options may break the budget, size or stock, never an allergy or a dietary need
                     never_relaxed = SearchFilters(exclude_allergens=filters.exclude_allergens, dietary=filters.dietary)
                     near_misses = await self.index.search(query, never_relaxed, k=self.results, kinds=("product",))
+                if not hits and not near_misses:
+                    not_carried = await self._not_carried(query, locale)
             elif understanding.intent is Intent.POLICY:
                 topic = understanding.policy_topic or PolicyTopic.GENERAL
                 # the shopper's own words rank best; a tapped topic button has none, so it gets the topic's
@@ -424,7 +428,7 @@ class DialogEngine:
             orders=tuple(orders),
             customer_verified=verified,
             unanswered_streak=int(context.get("unanswered", 0)),
-            extras={NOTICES: notices, PURCHASE_REASONS: purchase_reasons},
+            extras={NOTICES: notices, PURCHASE_REASONS: purchase_reasons, **({NOT_CARRIED: not_carried} if not_carried else {})},
             implied_brand=implied,
         )
         verdict = await self._respond(ctx)
@@ -435,7 +439,8 @@ class DialogEngine:
             conversation = escalate(conversation, verdict.escalation, now, detail=verdict.detail)
             return [handoff_notice(self.shop, now), *_done(notices)], conversation
 
-        answered = bool(hits or near_misses) or understanding.intent not in {Intent.PRODUCT_SEARCH, Intent.POLICY, Intent.UNKNOWN}
+        searched = {Intent.PRODUCT_SEARCH, Intent.POLICY, Intent.UNKNOWN}
+        answered = bool(hits or near_misses or not_carried) or understanding.intent not in searched
         context["unanswered"] = 0 if answered else int(context.get("unanswered", 0)) + 1
         conversation = dataclasses.replace(conversation, context=context)
         if context["unanswered"] >= UNANSWERED_BEFORE_HANDOFF:
@@ -482,6 +487,14 @@ class DialogEngine:
         if text == "/human":
             return Understanding(Intent.HUMAN, Constraints())
         return understand(text, language=locale, brands=self.brands)
+
+    async def _not_carried(self, query: str, locale: str) -> NotCarried | None:
+        """What the shopper asked for when the store has no such kind of product, with what it does sell."""
+        asked_for = await self.index.missing_kind(query, locale)
+        if asked_for is None:
+            return None
+        categories = (await self.index.assortment()).categories
+        return NotCarried(asked_for, categories[:CATEGORIES_NAMED])
 
     @staticmethod
     def _product_query(

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.constraints import Constraints
-from bot.i18n import _, format_price, ngettext
+from bot.i18n import _, format_price, join_list, ngettext
 from bot.messages import Button, InboundMessage, OutboundMessage, ProductCard, Source
 from bot.order_lookup import order_key
 from bot.personalization import broken_constraints, fit_reason
@@ -30,6 +30,31 @@ from kb.product_lines import ImpliedBrand
 
 EXCERPT_CHARS = 420
 PURCHASE_REASONS = "purchase_reasons"  # ctx.extras key: product id -> why it fits the shopper's prior orders
+NOT_CARRIED = "not_carried"  # ctx.extras key: NotCarried, the shopper asked for a kind of product the store has none of
+
+
+@dataclass(frozen=True, slots=True)
+class NotCarried:
+    """A kind of product the store has none of (:meth:`kb.index.BaseIndex.missing_kind`).
+
+    ``asked_for`` is the shopper's own words for it, ``categories`` the store's
+    category names as its catalog writes them (what it does sell), most products first.
+    """
+
+    asked_for: str
+    categories: tuple[str, ...] = ()
+
+
+def not_carried_text(missing: NotCarried) -> str:
+    """Saying that the store does not carry it, and what it does sell (from the catalog, nothing invented)."""
+    if missing.categories:
+        return _(
+            "Sorry, we don't carry anything like \"{item}\". What we sell: {categories}. "
+            "Can I help you find something there?",
+            item=missing.asked_for,
+            categories=join_list(list(missing.categories)),
+        )
+    return _("Sorry, we don't carry anything like \"{item}\".", item=missing.asked_for)
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +217,9 @@ class OfflineResponder:
                 )
             sources = tuple(Source(c.title, c.url) for c in cards)
             return [OutboundMessage(text="\n".join(lines), products=tuple(cards), sources=sources)]
+        missing = ctx.extras.get(NOT_CARRIED)
+        if isinstance(missing, NotCarried):
+            return [OutboundMessage(text=not_carried_text(missing), buttons=self._menu())]
         return self._clarify(ctx)
 
     def _policy(self, ctx: TurnContext) -> list[OutboundMessage]:

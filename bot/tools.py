@@ -340,7 +340,10 @@ class ToolBox:
         hits = await self.index.search(query, filters, k=k, kinds=("product",))
         products = [h.product for h in hits if h.product is not None]
         state.evidence.add_products(products)
-        return {"products": [product_data(p, filters) for p in products], "count": len(products)}
+        result: dict[str, Any] = {"products": [product_data(p, filters) for p in products], "count": len(products)}
+        if not products and (missing := await self.index.missing_kind(query, state.ctx.locale)) is not None:
+            result["store_does_not_carry"] = missing  # no product of the store is that kind of thing
+        return result
 
     async def get_product(self, state: TurnTools, reference: str) -> dict[str, Any]:
         product = state.product(reference) or await self.index.get_product(reference)

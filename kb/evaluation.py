@@ -10,7 +10,8 @@ message:
    :func:`bot.constraints.extract_constraints` and the brand a product-line name
    implies (:mod:`kb.product_lines`, learned from the catalog), then
    :func:`bot.personalization.filters_for`; ``labeled`` — the dataset's labeled
-   ``max_price`` / ``min_price`` / ``in_stock_only`` / ``brand``; ``none``;
+   ``max_price`` / ``min_price`` / ``in_stock_only`` / ``brand``; ``none`` (no
+   constraint; like the others it passes the query's language, as the bot always does);
 3. ``index.search(query, filters, k=20, kinds=("product",))``.
 
 The dataset is JSON lines ``{"qid", "query", "language", "constraints",
@@ -200,7 +201,7 @@ async def run_queries(
         elif constraints_mode == "labeled":
             filters = labeled_filters(query)
         else:
-            filters = SearchFilters()
+            filters = SearchFilters(lang=query.language)  # no constraint; the shopper's language is always known
         hits = await index.search(cleaned.text, filters, k=k, kinds=("product",))
         allowed = await index.matching_products(filters)
         runs[query.qid] = QueryRun(query.qid, [hit.id for hit in hits], None if allowed is None else frozenset(allowed))

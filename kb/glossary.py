@@ -21,7 +21,7 @@ import unicodedata
 from functools import cache
 from typing import Final
 
-__all__ = ["GLOSSARY", "translations"]
+__all__ = ["GLOSSARY", "glossary_terms", "translations"]
 
 # English term: (Spanish, French, German, Portuguese) forms, "|"-separated.
 GLOSSARY: Final[dict[str, tuple[str, str, str, str]]] = {
@@ -306,3 +306,17 @@ def translations(text: str, language: str | None) -> list[str]:
         if term not in found and not set(term.casefold().split()) <= present:  # "perfume" needs no translation
             found.append(term)
     return found
+
+
+def glossary_terms(text: str, language: str | None) -> list[tuple[int, int, str]]:
+    """Where glossary words occur in ``text``: ``(start, end, English term)``, in order, longest forms first.
+
+    Like :func:`translations` but with positions, for callers that need to know
+    which words a term covers (:mod:`kb.assortment` finds the head of a request).
+    """
+    code = (language or "").replace("-", "_").split("_")[0].casefold()
+    if code not in _LANGUAGES:
+        return []
+    pattern, english_of = _matcher(code)
+    normalized = unicodedata.normalize("NFC", text)
+    return [(m.start(), m.end(), english_of[m.lastgroup or ""]) for m in pattern.finditer(normalized)]

@@ -4,7 +4,10 @@ An implementation stores products and passages, updates them incrementally
 (unchanged items, by content hash, cost nothing) and answers
 ``search(query, filters, k)`` with :class:`kb.models.Hit` values, best first.
 Structured filters are hard: a product that does not satisfy them is never
-returned, whatever its text score. One contract suite (``tests/test_index_contract.py``)
+returned, whatever its text score. A product search whose request names a kind
+of product the store carries none of ("yoga mat" in a shop whose only *Yoga* is a
+laptop) returns no product: :meth:`BaseIndex.missing_kind`, the same rule
+(:mod:`kb.assortment`) for every implementation. One contract suite (``tests/test_index_contract.py``)
 runs against every implementation.
 """
 
@@ -14,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from kb.assortment import Assortment
 from kb.models import Hit, HitKind, Passage, Product, ProductName, SearchFilters
 
 ALL_KINDS: tuple[HitKind, ...] = ("product", "passage")
@@ -81,6 +85,18 @@ class BaseIndex(ABC):
         kinds: Sequence[HitKind] = ALL_KINDS,
     ) -> list[Hit]:
         """The ``k`` best hits for ``query`` that satisfy ``filters``, best first."""
+
+    @abstractmethod
+    async def assortment(self) -> Assortment:
+        """What the stored products are (:meth:`kb.assortment.Assortment.from_products`: titles, categories, tags)."""
+
+    async def missing_kind(self, query: str, lang: str | None = None) -> str | None:
+        """The shopper's words for what ``query`` asks for ("yoga mat") when no stored product is that kind of thing, else None.
+
+        :meth:`search` returns no product then (passages are still searched); the
+        engine uses the word to say the store does not carry it.
+        """
+        return (await self.assortment()).missing_kind(query, lang)
 
     @abstractmethod
     async def get_product(self, product_id: str) -> Product | None: ...

@@ -13,6 +13,8 @@ Layout of the index file:
 
 How a query is ranked (:class:`RankingConfig` holds the few parameters):
 
+0. a product search for a kind of thing no product is (:meth:`BaseIndex.missing_kind`:
+   "yoga mat" when the only *Yoga* is a laptop) returns no product;
 1. the structured filters select the products that may be returned: a boolean
    mask over the matrix rows (:meth:`kb.memory.IndexMemory.eligible`), with the
    same meaning as the SQL of :meth:`SQLiteIndex.matching_products`;
@@ -53,6 +55,7 @@ import aiosqlite
 import numpy as np
 import numpy.typing as npt
 
+from kb.assortment import Assortment
 from kb.embedder import Embedder
 from kb.index import ALL_KINDS, BaseIndex, UpsertStats
 from kb.memory import IndexMemory, ProductRow, VariantRow, noise_direction, noise_probes, rank_dense
@@ -146,7 +149,9 @@ class RankingConfig:
     document matches lexically (:func:`kb.memory.rank_dense`); ``min_z`` the
     number of standard deviations above the query's mean similarity a document must
     be; ``passage_language_bonus`` what a passage in the shopper's language adds to
-    its fused score; ``lexical_candidates`` how many BM25 matches are read.
+    its fused score; ``lexical_candidates`` how many BM25 matches are read;
+    ``assortment_check`` whether a request for a kind of product the store does
+    not carry returns nothing (:mod:`kb.assortment`; off only to measure it).
     See docs/benchmarks.md for the measurements behind the defaults.
     """
 
@@ -157,6 +162,7 @@ class RankingConfig:
     min_z: float = 1.0
     passage_language_bonus: float = 0.15
     lexical_candidates: int = 300
+    assortment_check: bool = True
 
     @staticmethod
     def for_mode(config: RankingConfig, mode: SearchMode) -> RankingConfig:
@@ -340,6 +346,7 @@ class SQLiteIndex(BaseIndex):
         self._vectors_changed = True  # the stored vectors differ from the in-memory matrix
         self._txn_vectors = False  # the open write transaction touched vectors
         self._passage_langs: dict[str, str] = {}
+        self._assortment = Assortment()
 
     def __repr__(self) -> str:
         embedder = self.embedder.name if self.embedder else None
@@ -448,9 +455,17 @@ class SQLiteIndex(BaseIndex):
                     raise
         return self._memory
 
+    async def assortment(self) -> Assortment:
+        await self._current_memory()
+        return self._assortment
+
     async def _read_memory(self) -> IndexMemory:
         async with self.db.execute("SELECT id, lang FROM passages") as cur:
             self._passage_langs = {row["id"]: row["lang"] for row in await cur.fetchall()}
+        sql = "SELECT json_extract(data, '$.title'), json_extract(data, '$.category'), json_extract(data, '$.tags') FROM products"
+        async with self.db.execute(sql) as cur:
+            named = [(r[0] or "", r[1] or "", json.loads(r[2]) if r[2] else []) for r in await cur.fetchall()]
+        self._assortment = await asyncio.to_thread(Assortment.from_products, named)
         if self.embedder is None:
             return IndexMemory.empty(1)
         db = self.db
@@ -690,6 +705,10 @@ class SQLiteIndex(BaseIndex):
         if k <= 0 or not kinds or not query.strip():
             return []
         memory = await self._current_memory()
+        if "product" in kinds and self.ranking.assortment_check and await self.missing_kind(query, filters.lang):
+            kinds = tuple(kind for kind in kinds if kind != "product")
+            if not kinds:
+                return []
         if self.embedder is not None and self.ranking.mode != "bm25" and memory.keys:
             # BM25 runs on SQLite's thread while the query is embedded and scored on another
             lexical_task = asyncio.create_task(self._bm25(query, kinds, filters.lang))

@@ -42,6 +42,7 @@ import asyncio
 import json
 import logging
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -64,6 +65,7 @@ from weaviate.collections.collection.async_ import CollectionAsync
 from weaviate.exceptions import WeaviateBaseError
 from weaviate.util import generate_uuid5
 
+from kb.assortment import Assortment
 from kb.embedder import Embedder
 from kb.index import ALL_KINDS, BaseIndex, IndexUnavailableError, UpsertStats, WeaviateIndexError
 from kb.models import Hit, HitKind, Passage, Product, ProductName, SearchFilters, Variant
@@ -92,6 +94,7 @@ NAMES_PAGE = 1_000  # products per page when listing product names
 DELETE_ROUNDS = 1_000  # a delete_many removes at most QUERY_MAXIMUM_RESULTS objects per call
 SEARCH_PAGE_MIN = 30  # candidates per hybrid page, before the exact product check
 SEARCH_MAX_PAGES = 5
+ASSORTMENT_MAX_AGE = 300.0  # seconds: products another process ingested count as carried after at most this
 # Cosine distance above which the vector side of hybrid ignores an object: similarity 0.80
 # on the e5 scale, the relevance floor the SQLite index uses. Only for shopkeeper's embedder.
 DENSE_MAX_DISTANCE = 0.20
@@ -538,6 +541,7 @@ class WeaviateIndex(BaseIndex):
         module: str = DEFAULT_MODULE,
         timeout_seconds: float = 10.0,
         client_factory: ClientFactory | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be between 0 and 1, not {alpha}")
@@ -552,6 +556,8 @@ class WeaviateIndex(BaseIndex):
         self._timeout = timeout_seconds
         self._client_factory = client_factory or self._default_client
         self._client: WeaviateAsyncClient | None = None
+        self._clock = clock
+        self._assortment: tuple[float, Assortment] | None = None  # (read at, what the products are)
 
     def __repr__(self) -> str:
         embedder = self.embedder.name if self.embedder else None
@@ -631,6 +637,7 @@ class WeaviateIndex(BaseIndex):
         left unusable until reopened (removing a store, cleaning up after tests).
         """
         client = self._require_client()
+        self._assortment = None
         with self._unavailable("remove the tenant"):
             for name in (PRODUCT_COLLECTION, PASSAGE_COLLECTION):
                 collection = client.collections.use(name)
@@ -729,7 +736,10 @@ class WeaviateIndex(BaseIndex):
         return UpsertStats(added=added, updated=len(changed) - added, unchanged=len(items) - len(changed), removed=removed)
 
     async def upsert_products(self, products: Iterable[Product], *, source: str | None = None) -> UpsertStats:
-        return await self._upsert(PRODUCT_COLLECTION, {p.id: p for p in products}, source)
+        try:
+            return await self._upsert(PRODUCT_COLLECTION, {p.id: p for p in products}, source)
+        finally:
+            self._assortment = None
 
     async def upsert_passages(self, passages: Iterable[Passage], *, source: str | None = None) -> UpsertStats:
         return await self._upsert(PASSAGE_COLLECTION, {p.id: p for p in passages}, source)
@@ -777,6 +787,19 @@ class WeaviateIndex(BaseIndex):
                     break
                 after = result.objects[-1].uuid
         return tuple(names)
+    async def assortment(self) -> Assortment:
+        cached = self._assortment
+        if cached is not None and self._clock() - cached[0] < ASSORTMENT_MAX_AGE:
+            return cached[1]
+        collection = self._collection(PRODUCT_COLLECTION)
+        named: list[tuple[str, str, tuple[str, ...]]] = []
+        with self._unavailable("search the kinds of products it holds"):
+            async for obj in collection.iterator(return_properties=["data"]):
+                product = product_from_json(str(obj.properties["data"]))
+                named.append((product.title, product.category, product.tags))
+        assortment = Assortment.from_products(named)
+        self._assortment = (self._clock(), assortment)
+        return assortment
 
     async def search(
         self,
@@ -789,6 +812,10 @@ class WeaviateIndex(BaseIndex):
         if not query.strip() or k <= 0:
             return []
         self._require_client()
+        if "product" in kinds and await self.missing_kind(query, filters.lang):
+            kinds = tuple(kind for kind in kinds if kind != "product")
+            if not kinds:
+                return []
         with self._unavailable("search"):
             vector = None
             if self.embedder is not None:

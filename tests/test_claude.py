@@ -157,6 +157,19 @@ async def test_search_then_answer_with_cards_built_from_the_catalog(settings: Se
         assert tool_results(fake.last)[0]["tool_use_id"] == call_id
 
 
+async def test_the_model_is_told_when_the_store_does_not_carry_that_kind_of_product(settings: Settings) -> None:
+    fake = FakeMessagesAPI([
+        tool_call("search_catalog", {"query": "yoga mat"}),
+        reply("Sorry, we don't sell yoga mats. We have running shoes, hiking boots and socks."),
+    ])
+    async with claude_runtime(settings, fake) as (runtime, _):
+        replies = await say(runtime, "do you have a yoga mat?")
+        turn_data = json.dumps(fake.requests[0].body["messages"][-1])
+        assert "store_does_not_carry" in turn_data and "yoga mat" in turn_data  # the engine's own search
+        assert tool_data(tool_results(fake.last)[0])["store_does_not_carry"] == "yoga mat"  # the model's search
+        assert "we don't sell yoga mats" in replies[0].text and not replies[0].products
+
+
 async def test_a_price_the_model_writes_never_reaches_a_card_and_the_guardrail_catches_it(settings: Settings) -> None:
     fake = FakeMessagesAPI([reply("The Trailblazer is only 19,99 € today!", product_ids=["RUN-001"])])
     async with claude_runtime(settings, fake) as (runtime, responder):

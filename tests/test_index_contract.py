@@ -221,6 +221,21 @@ async def test_an_empty_query_finds_nothing(index: BaseIndex) -> None:
     assert await ids(index, "   ") == []
 
 
+async def test_a_kind_of_product_the_store_does_not_carry_finds_no_product(index: BaseIndex) -> None:
+    # "hiking" and "running" describe products of the shop, but none of them is a mat or a tire
+    english = SearchFilters(lang="en")
+    assert await index.missing_kind("hiking mat", "en") == "hiking mat"
+    assert await ids(index, "hiking mat", english) == []
+    assert await ids(index, "winter tires for running", english) == []
+    assert await index.missing_kind("esterilla para senderismo", "es") is None  # "esterilla": in no vocabulary here
+    assert all(hit.kind == "passage" for hit in await index.search("hiking mat", english, k=5))  # pages are still searched
+    assert await index.missing_kind("wool socks", "en") is None
+    assert await index.missing_kind("Finch", "en") is None  # a brand is no kind of product: the ranking decides
+    assert await index.missing_kind("hiking mat") is None  # in an unknown language the head cannot be told
+    await index.upsert_products([product("mat-1", "Cork yoga mat", "39.00", category="Yoga")])
+    assert (await ids(index, "hiking mat", english))[0] == "mat-1"  # carried from the write on
+
+
 # -- the embedded index's own guarantees ------------------------------------------------
 
 SQLITE = ["sqlite-hybrid", "sqlite-bm25"]

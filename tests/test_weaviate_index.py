@@ -39,6 +39,7 @@ from weaviate.classes.data import DataObject
 from weaviate.classes.query import HybridFusion
 from weaviate.collections.aggregations.over_all.async_ import _OverAllAsync
 from weaviate.collections.classes.config import _CollectionConfigCreate
+from weaviate.collections.collection.async_ import CollectionAsync
 from weaviate.collections.collections.async_ import _CollectionsAsync
 from weaviate.collections.data.async_ import _DataCollectionAsync
 from weaviate.collections.filters import _FilterToGRPC, _FilterToREST
@@ -52,6 +53,7 @@ from weaviate.exceptions import WeaviateConnectionError, WeaviateQueryError
 from kb.models import Product, SearchFilters, Variant
 from kb.sqlite_index import SQLiteIndex
 from kb.weaviate_index import (
+    ASSORTMENT_MAX_AGE,
     PASSAGE_COLLECTION,
     PRODUCT_COLLECTION,
     ConnectionParams,
@@ -184,6 +186,7 @@ class FakeServer:
         self.down = False
         self.reject: set[str] = set()  # item ids whose insert fails
         self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.full_reads = 0  # collection.iterator() calls: every object of a collection read
 
     def check(self) -> None:
         if self.down:
@@ -243,6 +246,14 @@ class FakeCollection:
 
     def with_tenant(self, tenant: str) -> FakeCollection:
         return FakeCollection(self.server, self.name, tenant)
+
+    def iterator(self, *, return_properties: Any = None) -> AsyncIterator[Any]:
+        self.server.full_reads += 1
+        return self._every_object()
+
+    async def _every_object(self) -> AsyncIterator[Any]:
+        for object_id, obj in list(self.store().items()):
+            yield _returned(object_id, obj)
 
     def store(self) -> dict[str, dict[str, Any]]:
         self.server.check()
@@ -390,6 +401,7 @@ class FakeAggregate:
         (FakeQuery.hybrid, _HybridQueryAsync.hybrid),
         (FakeQuery.bm25, _BM25QueryAsync.bm25),
         (FakeAggregate.over_all, _OverAllAsync.over_all),
+        (FakeCollection.iterator, CollectionAsync.iterator),
     ],
     ids=lambda f: getattr(f, "__qualname__", ""),
 )
@@ -782,6 +794,22 @@ async def test_rejected_objects_are_reported(server: FakeServer, index: Weaviate
     server.reject.add("new-one")
     with pytest.raises(WeaviateIndexError, match="new-one: rejected by the fake"):
         await index.upsert_products([product("new-one", "New", "1.00")])
+
+
+async def test_what_the_products_are_is_read_once_until_a_write_or_its_age_limit(server: FakeServer) -> None:
+    now = [1000.0]
+    async with fake_index(server, embedder=StubEmbedder(), clock=lambda: now[0]) as idx:
+        await idx.upsert_products(CATALOG, source="test-catalog")
+        english = SearchFilters(lang="en")
+        assert await idx.search("hiking mat", english, kinds=("product",)) == []  # socks and shoes, but no mat
+        assert await idx.missing_kind("wool socks", "en") is None
+        assert server.full_reads == 1  # one read of the products for both questions
+        await idx.upsert_products([product("mat-1", "Cork hiking mat", "39.00", category="Yoga")])
+        assert next(hit.id for hit in await idx.search("hiking mat", english, kinds=("product",))) == "mat-1"
+        assert server.full_reads == 2  # our own write: read again
+        now[0] += ASSORTMENT_MAX_AGE
+        await idx.missing_kind("wool socks", "en")
+        assert server.full_reads == 3  # another process may have written: read again after the age limit
 
 
 async def test_an_unreachable_server_is_index_unavailable(server: FakeServer, index: WeaviateIndex) -> None:

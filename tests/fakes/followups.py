@@ -17,6 +17,7 @@ from bot.consent import ConsentLedger, Evidence, Purpose
 from bot.messages import InboundMessage, OutboundMessage
 from bot.store import Store
 from channels.base import BaseChannel, ParsedWebhook, SendError, SendPolicy, SentMessage, WebhookRequest
+from kb.assortment import Assortment
 from kb.index import ALL_KINDS, BaseIndex, UpsertStats
 from kb.models import Hit, HitKind, Passage, Product, ProductName, SearchFilters, Variant
 
@@ -112,6 +113,9 @@ class Catalog(BaseIndex):
         words = set(query.lower().split())
         found = [p for p in self.products.values() if words & set(p.title.lower().split())]
         return [Hit("product", 1.0, product=p) for p in found[:k]]
+
+    async def assortment(self) -> Assortment:
+        return Assortment.from_products((p.title, p.category, p.tags) for p in self.products.values())
 
     async def get_product(self, product_id: str) -> Product | None:
         return self.products.get(product_id)

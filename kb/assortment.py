@@ -348,4 +348,15 @@ class Assortment:
             return None
         if any(self.carries(head.kind) for head in heads):
             return None
-        return heads[0].phrase or heads[0].word
+        return _quotable(heads[0], language)
+
+
+def _quotable(head: Head, language: str | None) -> str:
+    """What the bot quotes back ("we don't carry anything like …"): the head with its modifiers where they
+    precede it and read cleanly ("yoga mat", "winter tires"), else the head alone ("robe", not "robe mariage
+    budget rien"; "Jeans", not "Jeans in 32/34,")."""
+    words = head.phrase.split()
+    lang = (language or "").split("_")[0].split("-")[0].lower()
+    if lang in _HEAD_LAST and 0 < len(words) <= 3 and all(w.isalpha() for w in words):
+        return head.phrase
+    return head.word

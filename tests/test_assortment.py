@@ -111,6 +111,9 @@ def test_what_the_store_carries_is_read_from_titles_categories_and_tags() -> Non
         ("habt ihr Rasenmäher?", "de", "Rasenmäher"),
         ("un pull en laine", "fr", "pull"),
         ("guarda-chuva", "pt", "guarda-chuva"),
+        # what is quoted back to the shopper is the thing asked for, not the words that follow it
+        ("une robe taille 38 pour un mariage, budget entre 80 et 150€, rien de blanc", "fr", "robe"),
+        ("un jersey sin lana x favor q me pica", "es", "jersey"),
     ],
 )
 def test_a_kind_the_store_has_none_of_is_missing(message: str, language: str, asked_for: str) -> None:

@@ -281,12 +281,19 @@ def _last_word(kind: str) -> str:
     return words[-1] if words else kind
 
 
+_MAX_APPENDED_WORDS: Final = 48
+# Longer queries (shopper's words and appended English terms) are never declared "not carried".
+_LONGEST_REQUEST_WORDS: Final = 40
+
+
 def _shopper_words(text: str, lang: str) -> str:
     """``text`` without the English glossary terms :func:`kb.query.clean_query` appended to it."""
     if lang == "en":
         return text
     words = text.split()
-    for cut in range(len(words) - 1, 0, -1):  # the appended terms are few: start from the end
+    # the appended terms are few: start from the end, and look no further back than they can reach (each try
+    # translates the words before the cut, so trying every cut of a 4,000-character message took seconds)
+    for cut in range(len(words) - 1, max(0, len(words) - _MAX_APPENDED_WORDS), -1):
         tail = " ".join(words[cut:]).casefold()
         if tail == " ".join(translations(" ".join(words[:cut]), lang)).casefold():
             return " ".join(words[:cut])
@@ -341,8 +348,8 @@ class Assortment:
         head of a phrase stands depends on it ("presente pro meu namorado que curte
         games" read as English would ask for games).
         """
-        if not self.stems or not _speaks(language):
-            return None
+        if not self.stems or not _speaks(language) or len(text.split()) > _LONGEST_REQUEST_WORDS:
+            return None  # a long message is no short request for one kind of thing: its search stays ranked
         heads = request_heads(text, language, store_words=self.stems)
         if not heads or not all(head.known for head in heads):
             return None

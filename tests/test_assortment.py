@@ -150,3 +150,10 @@ def test_in_a_language_the_bot_does_not_speak_nothing_is_declared_missing(langua
 def test_the_store_categories_are_listed_most_products_first() -> None:
     shop = Assortment.from_products([("A", "Socks", []), ("B", "Boots", ["hiking"]), ("C", "Socks", [])])
     assert shop.categories == ("Socks", "Boots")
+
+
+def test_a_long_message_is_never_declared_not_carried() -> None:
+    # a 700-word message is no short request for one kind of thing (and reading its head cost seconds a turn)
+    long_message = " and ".join(["a yoga mat"] * 30)
+    assert SHOP.missing_kind(" and ".join(["a yoga mat"] * 3), "en") == "yoga mat"
+    assert SHOP.missing_kind(long_message, "en") is None

@@ -254,8 +254,8 @@ BUSY_TIMEOUT_MS = 5000  # how long a statement waits for another connection's wr
 _BEGIN_PATIENCE = BUSY_TIMEOUT_MS / 1000  # seconds, the same patience
 
 
-async def _begin_retrying(attempt: Callable[[], Awaitable[T]], *, poll: float | None = None) -> T:
-    """Run ``attempt`` (which starts with ``BEGIN IMMEDIATE``), retrying while SQLite refuses at once.
+async def _retry_while_busy(attempt: Callable[[], Awaitable[T]], *, poll: float | None = None) -> T:
+    """Run ``attempt`` (a ``BEGIN IMMEDIATE`` or a single write), retrying while SQLite refuses at once.
 
     The connection is shared by the process's coroutines: while one of them is between
     the rows of a ``SELECT`` (a cursor not yet closed), the connection holds that read's
@@ -342,7 +342,7 @@ class Store:
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction (``BEGIN IMMEDIATE``), serialised with every other writer."""
         async with self._writers.hold():
-            await _begin_retrying(lambda: self.db.execute("BEGIN IMMEDIATE"))
+            await _retry_while_busy(lambda: self.db.execute("BEGIN IMMEDIATE"))
             try:
                 yield self.db
             except BaseException:
@@ -365,7 +365,7 @@ class Store:
         """
 
         def run(connection: sqlite3.Connection) -> T:
-            connection.execute("BEGIN IMMEDIATE")  # raises before anything is written: _begin_retrying may retry
+            connection.execute("BEGIN IMMEDIATE")  # raises before anything is written: _retry_while_busy may retry
             try:
                 result = work(connection)
                 connection.execute("COMMIT")
@@ -376,7 +376,7 @@ class Store:
             return result
 
         async with self._writers.hold():
-            return await _begin_retrying(lambda: self._on_db_thread(run))
+            return await _retry_while_busy(lambda: self._on_db_thread(run))
 
     async def _on_db_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the connection's own thread, as one call (aiosqlite runs every call there)."""
@@ -429,7 +429,7 @@ class Store:
                 db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
         async with self._writers.hold(urgent=True):
-            inserted = await _begin_retrying(lambda: self._on_db_thread(insert_now), poll=0.0005)
+            inserted = await _retry_while_busy(lambda: self._on_db_thread(insert_now), poll=0.0005)
         for row in inserted:
             return Accepted(inbox_id=int(row[0]), is_new=True, status="accepted")
         existing = await self.db.execute_fetchall(

@@ -51,7 +51,7 @@ class TurnWorker:
         runs_turns: bool = True,
     ) -> None:
         self._engine = engine
-        self.runs_turns = runs_turns
+        self._runs_turns = runs_turns
         self._held: set[int] = set()  # inbox ids queued or running here
         self._running = asyncio.Semaphore(max_concurrent)
         self._on_replies = on_replies
@@ -62,7 +62,7 @@ class TurnWorker:
 
     def submit(self, inbox_id: int, inbound: InboundMessage) -> bool:
         """Queue a turn; False when turns run elsewhere or the worker is stopping (the row stays in the inbox)."""
-        if self._stopping or not self.runs_turns:
+        if self._stopping or not self._runs_turns:
             return False
         if inbox_id in self._held:
             return True

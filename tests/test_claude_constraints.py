@@ -27,9 +27,10 @@ from bot.prompting import strip_invisible
 from bot.runtime import open_runtime
 from bot.settings import Settings
 from tests.fakes.anthropic_api import FakeMessagesAPI, Step, overloaded, reply, server_error, text, timeout, tool_call
+from tests.support.shared_data import require
 
 MODEL = "claude-sonnet-5-5"
-# the labelled dev set lives in the shared data folder next to the project; without it the comparison is skipped
+# the labelled dev set lives in the shared data folder next to the project; without it the comparison fails
 CASES: list[dict[str, Any]] = (
     [json.loads(line) for line in DEFAULT_DATASET.read_text(encoding="utf-8").splitlines() if line.strip()]
     if DEFAULT_DATASET.exists()
@@ -61,8 +62,7 @@ def micro_f1(pairs: list[tuple[dict[str, Any], dict[str, Any]]]) -> float:
 
 
 async def test_both_extractors_on_the_same_labelled_cases() -> None:
-    if not CASES:
-        pytest.skip(f"labelled dev set not found at {DEFAULT_DATASET} (shared data folder absent)")
+    require(DEFAULT_DATASET)
     assert len(CASES) == 100
     fake = FakeMessagesAPI(default=labelled_model)
     client = fake.client()

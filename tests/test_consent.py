@@ -24,7 +24,7 @@ from bot.consent import (
     consent_keyword,
     yes_or_no,
 )
-from bot.messages import InboundMessage, OutboundMessage, ProductCard
+from bot.messages import OutboundMessage, ProductCard
 from bot.privacy import erase_customer
 from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
@@ -32,6 +32,7 @@ from jobs.scheduler import build_dispatcher
 from kb.inventory import set_stock
 from kb.models import SearchFilters
 from tests.fakes.followups import Clock, shoe
+from tests.support.shoppers import Chat, text_of
 
 NOW = datetime(2026, 11, 18, 11, 0, tzinfo=UTC)  # Wednesday, 12:00 in Madrid (the demo store's timezone)
 SOLD_OUT = "RUN-012-42-WHT"
@@ -46,33 +47,6 @@ def clock() -> Clock:
 async def runtime(settings: Settings, clock: Clock) -> AsyncIterator[Runtime]:
     async with open_runtime(settings, clock=clock) as opened:
         yield opened
-
-
-class Chat:
-    """One shopper on one channel, talking to the real engine."""
-
-    def __init__(self, runtime: Runtime, clock: Clock, user: str, channel: str = "web") -> None:
-        self.runtime, self.clock, self.user, self.channel = runtime, clock, user, channel
-        self.count = 0
-
-    async def say(self, text: str = "", *, tap: str | None = None) -> list[OutboundMessage]:
-        self.count += 1
-        self.clock.advance(seconds=5)
-        inbound = InboundMessage(
-            channel=self.channel, external_id=f"{self.user}-{self.count}", sender_id=self.user, chat_id=self.user,
-            text=text or (tap or ""), timestamp=self.clock(), button_payload=tap,
-        )
-        return await self.runtime.engine.handle(inbound)
-
-    async def customer(self) -> str:
-        conversation = await self.runtime.store.open_conversation(self.channel, self.user)
-        assert conversation is not None
-        return conversation.customer_id
-
-
-def text_of(replies: list[OutboundMessage]) -> str:
-    """The replies' text, Babel's narrow no-break spaces ("6:00\u202fPM") as plain spaces."""
-    return "\n".join(r.text for r in replies).replace("\u202f", " ").replace("\xa0", " ")
 
 
 # -- words -------------------------------------------------------------------------------------------------
@@ -127,27 +101,27 @@ def test_alert_buttons_target_the_exact_sold_out_variant() -> None:
 
 
 async def test_alert_offer_asks_in_words_and_never_pre_ticks(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "ana")
+    chat = Chat(runtime, clock, "ana", channel="web")
     ledger = ConsentLedger(runtime.store)
-    replies = await chat.say("carbon edge marathon racer in size 42 under 170")
+    replies = await chat.replies("carbon edge marathon racer in size 42 under 170")
     buttons = [b.payload for r in replies for b in r.buttons]
     assert f"/notify {SOLD_OUT}" in buttons
-    question = text_of(await chat.say(tap=f"/notify {SOLD_OUT}"))
+    question = text_of(await chat.replies(tap=f"/notify {SOLD_OUT}"))
     assert "size 42" in question and "(yes/no)" in question
     customer = await chat.customer()
     assert await ledger.records(customer) == []  # asking is not consenting
-    await chat.say("do you have wool socks?")  # the shopper moved on
-    await chat.say("yes")
+    await chat.replies("do you have wool socks?")  # the shopper moved on
+    await chat.replies("yes")
     assert await ledger.records(customer) == []  # a later "yes" is not an answer to the old question
-    await chat.say(tap=f"/notify {SOLD_OUT}")
-    done = text_of(await chat.say("yes please"))
+    await chat.replies(tap=f"/notify {SOLD_OUT}")
+    done = text_of(await chat.replies("yes please"))
     assert "Carbon Edge Marathon Racer, size 42" in done and "STOP" in done
     [record] = await ledger.records(customer)
     assert (record.purpose, record.channel, record.status) == (Purpose.BACK_IN_STOCK, "web", "granted")
     assert record.evidence_text == "yes please" and record.evidence_message_id == f"web:ana-{chat.count}"
     async with runtime.store.db.execute("SELECT sku, status, max_price, size FROM subscriptions WHERE customer_id = ?", (customer,)) as cur:
         assert [tuple(r) for r in await cur.fetchall()] == [(SOLD_OUT, "active", "170", "42")]
-    assert "already on the list" in text_of(await chat.say(tap=f"/notify {SOLD_OUT}"))
+    assert "already on the list" in text_of(await chat.replies(tap=f"/notify {SOLD_OUT}"))
 
     # the variant comes back: the shopper gets one nudge, on the web page's poll
     await set_stock(runtime.index, SOLD_OUT, 4, store=runtime.store)
@@ -158,33 +132,33 @@ async def test_alert_offer_asks_in_words_and_never_pre_ticks(runtime: Runtime, c
 
 
 async def test_no_means_nothing_is_recorded(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "ben")
-    await chat.say(tap=f"/notify {SOLD_OUT}")
-    assert "won't" in text_of(await chat.say(tap="/consent no"))
+    chat = Chat(runtime, clock, "ben", channel="web")
+    await chat.replies(tap=f"/notify {SOLD_OUT}")
+    assert "won't" in text_of(await chat.replies(tap="/consent no"))
     assert await ConsentLedger(runtime.store).records(await chat.customer()) == []
 
 
 async def test_the_question_in_spanish_and_a_typed_si(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "carla")
-    await chat.say("/language es")
-    question = text_of(await chat.say(tap=f"/notify {SOLD_OUT}"))
+    chat = Chat(runtime, clock, "carla", channel="web")
+    await chat.replies("/language es")
+    question = text_of(await chat.replies(tap=f"/notify {SOLD_OUT}"))
     assert "talla 42" in question and "(sí/no)" in question
-    assert "Hecho" in text_of(await chat.say("sí"))
+    assert "Hecho" in text_of(await chat.replies("sí"))
 
 
 # -- STOP, START, HELP -----------------------------------------------------------------------------------------
 
 
 async def test_stop_revokes_every_purpose_on_that_channel_and_is_confirmed(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "dani")
-    await chat.say("/language es")
-    assert "Vale" in text_of(await chat.say("recuérdame mañana a las 18 lo de las botas"))
-    await chat.say(tap=f"/notify {SOLD_OUT}")
-    await chat.say("sí")
+    chat = Chat(runtime, clock, "dani", channel="web")
+    await chat.replies("/language es")
+    assert "Vale" in text_of(await chat.replies("recuérdame mañana a las 18 lo de las botas"))
+    await chat.replies(tap=f"/notify {SOLD_OUT}")
+    await chat.replies("sí")
     customer = await chat.customer()
     ledger = ConsentLedger(runtime.store)
     await ledger.grant(customer, Purpose.REMINDERS, "telegram", Evidence("telegram:1", "yes", clock()))  # another channel
-    confirmation = text_of(await chat.say("BAJA"))
+    confirmation = text_of(await chat.replies("BAJA"))
     assert "Te has dado de baja" in confirmation and "2" in confirmation  # the reminder and the alert
     for purpose in (Purpose.REMINDERS, Purpose.BACK_IN_STOCK):
         assert not await ledger.is_granted(customer, purpose, "web")
@@ -193,7 +167,7 @@ async def test_stop_revokes_every_purpose_on_that_channel_and_is_confirmed(runti
     assert {r.revoked_via for r in revoked} == {"keyword"} and all(r.revoked_at for r in revoked)
     async with runtime.store.db.execute("SELECT status FROM followups WHERE customer_id = ? AND channel = 'web'", (customer,)) as cur:
         assert [r[0] for r in await cur.fetchall()] == ["cancelled"]
-    restart = text_of(await chat.say("START"))
+    restart = text_of(await chat.replies("START"))
     assert "STOP" in restart
     assert await ledger.is_granted(customer, Purpose.REMINDERS, "web")
     records = await ledger.records(customer)
@@ -204,36 +178,36 @@ async def test_stop_revokes_every_purpose_on_that_channel_and_is_confirmed(runti
     ("en", "STOP", "unsubscribed"), ("fr", "ARRÊT", "désabonné"), ("de", "STOPP", "abgemeldet"), ("pt", "PARAR", "cancelada"),
 ])
 async def test_stop_is_confirmed_in_the_shoppers_language(runtime: Runtime, clock: Clock, language: str, word: str, expected: str) -> None:
-    chat = Chat(runtime, clock, f"stop-{language}")
-    await chat.say(f"/language {language}")
-    assert expected in text_of(await chat.say(word))
+    chat = Chat(runtime, clock, f"stop-{language}", channel="web")
+    await chat.replies(f"/language {language}")
+    assert expected in text_of(await chat.replies(word))
 
 
 async def test_start_without_anything_to_restore_is_a_greeting(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "eva")
-    assert "subscribed again" not in text_of(await chat.say("start"))
+    chat = Chat(runtime, clock, "eva", channel="web")
+    assert "subscribed again" not in text_of(await chat.replies("start"))
 
 
 async def test_help_explains_how_to_stop(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "finn")
-    reply = text_of(await chat.say("HELP"))
+    chat = Chat(runtime, clock, "finn", channel="web")
+    reply = text_of(await chat.replies("HELP"))
     assert "STOP" in reply and "START" in reply and "reminders" in reply
 
 
 async def test_stop_revokes_even_while_staff_owns_the_thread(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "gus")
-    await chat.say("remind me tomorrow at 6pm")
+    chat = Chat(runtime, clock, "gus", channel="web")
+    await chat.replies("remind me tomorrow at 6pm")
     customer = await chat.customer()
     async with runtime.store.transaction() as db:
         await db.execute("UPDATE conversations SET state = 'human', owner = 'staff-1' WHERE chat_id = 'gus'")
-    assert await chat.say("stop") == []  # the bot stays silent; staff sees the message
+    assert await chat.replies("stop") == []  # the bot stays silent; staff sees the message
     assert not await ConsentLedger(runtime.store).is_granted(customer, Purpose.REMINDERS, "web")
 
 
 async def test_erasure_keeps_only_the_withdrawal(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "hugo")
-    await chat.say("remind me tomorrow at 6pm about socks")
-    await chat.say("STOP")
+    chat = Chat(runtime, clock, "hugo", channel="web")
+    await chat.replies("remind me tomorrow at 6pm about socks")
+    await chat.replies("STOP")
     customer = await chat.customer()
     report = await erase_customer(runtime.store, customer)
     assert report.consent_withdrawals_kept == 1
@@ -245,11 +219,11 @@ async def test_erasure_keeps_only_the_withdrawal(runtime: Runtime, clock: Clock)
 
 
 async def test_set_list_and_cancel_reminders(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "ines")
-    set_reply = text_of(await chat.say("remind me on Friday at 6pm about the carbon edge racer"))
+    chat = Chat(runtime, clock, "ines", channel="web")
+    set_reply = text_of(await chat.replies("remind me on Friday at 6pm about the carbon edge racer"))
     assert "Fri, Nov 20 at 6:00 PM" in set_reply and "carbon edge racer" in set_reply
-    await chat.say("remind me tomorrow at 10am about socks")
-    listing = (await chat.say("my reminders"))[0]
+    await chat.replies("remind me tomorrow at 10am about socks")
+    listing = (await chat.replies("my reminders"))[0]
     assert text_of([listing]).splitlines()[1:3] == [
         "1. Thu, Nov 19 at 10:00 AM — socks",
         "2. Fri, Nov 20 at 6:00 PM — the carbon edge racer",
@@ -263,10 +237,10 @@ async def test_set_list_and_cancel_reminders(runtime: Runtime, clock: Clock) -> 
     assert row is not None and row["title"] == "Carbon Edge Marathon Racer" and row["sku"].startswith("RUN-012")
     assert row["timezone"] == "Europe/Madrid"
     assert datetime.fromisoformat(row["due_at"]) == datetime(2026, 11, 20, 18, 0, tzinfo=ZoneInfo("Europe/Madrid"))
-    assert "socks" in text_of(await chat.say("cancel reminder 1"))
-    assert "cancelled" in text_of(await chat.say(tap=listing.buttons[1].payload))
-    assert "no reminders" in text_of(await chat.say("my reminders"))
-    assert "can't find reminder 7" in text_of(await chat.say("cancel reminder 7"))
+    assert "socks" in text_of(await chat.replies("cancel reminder 1"))
+    assert "cancelled" in text_of(await chat.replies(tap=listing.buttons[1].payload))
+    assert "no reminders" in text_of(await chat.replies("my reminders"))
+    assert "can't find reminder 7" in text_of(await chat.replies("cancel reminder 7"))
 
 
 @pytest.mark.parametrize(
@@ -281,19 +255,19 @@ async def test_set_list_and_cancel_reminders(runtime: Runtime, clock: Clock) -> 
 async def test_reminders_in_other_languages(
     runtime: Runtime, clock: Clock, language: str, request_text: str, listing: str, cancel: str, cancelled: str
 ) -> None:
-    chat = Chat(runtime, clock, f"rem-{language}")
-    await chat.say(f"/language {language}")
-    confirmation = text_of(await chat.say(request_text))
+    chat = Chat(runtime, clock, f"rem-{language}", channel="web")
+    await chat.replies(f"/language {language}")
+    confirmation = text_of(await chat.replies(request_text))
     assert "18:00" in confirmation
-    assert "18:00" in text_of(await chat.say(listing))
-    assert cancelled in text_of(await chat.say(cancel))
+    assert "18:00" in text_of(await chat.replies(listing))
+    assert cancelled in text_of(await chat.replies(cancel))
 
 
 async def test_recuerdamelo_points_at_the_last_product_shown(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "jon")
-    replies = await chat.say("carbon edge marathon racer")
+    chat = Chat(runtime, clock, "jon", channel="web")
+    replies = await chat.replies("carbon edge marathon racer")
     first = next(p for r in replies for p in r.products)
-    await chat.say("recuérdamelo mañana")
+    await chat.replies("recuérdamelo mañana")
     async with runtime.store.db.execute("SELECT title, due_at FROM followups WHERE chat_id = 'jon'") as cur:
         row = await cur.fetchone()
     assert row is not None and row["title"] == first.title
@@ -301,22 +275,22 @@ async def test_recuerdamelo_points_at_the_last_product_shown(runtime: Runtime, c
 
 
 async def test_a_reminder_asked_without_a_time_gets_a_question(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "kim")
-    assert "When should I remind you" in text_of(await chat.say("remind me about the trail shoes"))
-    reply = text_of(await chat.say("tomorrow at 7pm"))
+    chat = Chat(runtime, clock, "kim", channel="web")
+    assert "When should I remind you" in text_of(await chat.replies("remind me about the trail shoes"))
+    reply = text_of(await chat.replies("tomorrow at 7pm"))
     assert "Thu, Nov 19 at 7:00 PM" in reply and "trail shoes" in reply
 
 
 async def test_a_reminder_at_night_says_when_it_will_really_come(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "lia")
-    reply = text_of(await chat.say("remind me tomorrow at 23:30"))
+    chat = Chat(runtime, clock, "lia", channel="web")
+    reply = text_of(await chat.replies("remind me tomorrow at 23:30"))
     assert "between 9:00 PM and 9:00 AM" in reply and "Fri, Nov 20 at 9:00 AM" in reply
     assert timedelta(0) < datetime(2026, 11, 20, tzinfo=UTC) - clock()
 
 
 async def test_remind_me_what_is_a_question_not_a_reminder(runtime: Runtime, clock: Clock) -> None:
-    chat = Chat(runtime, clock, "max")
-    reply = text_of(await chat.say("can you remind me what your return policy is?"))
+    chat = Chat(runtime, clock, "max", channel="web")
+    reply = text_of(await chat.replies("can you remind me what your return policy is?"))
     assert "When should I remind you" not in reply and "Okay!" not in reply
     async with runtime.store.db.execute("SELECT COUNT(*) FROM followups WHERE chat_id = 'max'") as cur:
         assert (await cur.fetchone())[0] == 0  # type: ignore[index]

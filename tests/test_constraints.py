@@ -24,6 +24,7 @@ from bot.constraints import (
     resolve_deadline,
 )
 from bot.constraints_eval import evaluate, format_report
+from tests.support.shared_data import require
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DEV_SET = SHARED_DATA / "eval" / "constraints_dev.jsonl"
@@ -445,9 +446,7 @@ def test_evaluate_counts_items_and_writes_predictions(tmp_path: Path) -> None:
 
 
 def test_dev_set_regression_floor() -> None:
-    if not DEV_SET.exists():
-        pytest.skip(f"labelled dev set not found at {DEV_SET} (shared data folder absent)")
-    metrics = evaluate(DEV_SET)
+    metrics = evaluate(require(DEV_SET))
     assert metrics["micro"]["f1"] >= 0.85, format_report(metrics)
 
 

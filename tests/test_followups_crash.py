@@ -29,6 +29,7 @@ from jobs.followups import REMINDER, NewFollowUp, create_followups
 from tests.channel_cases.telegram import TOKEN, FakeTelegram
 from tests.fakes.followups import shopper
 from tests.support.fake_server import serve_in_thread
+from tests.support.server import stop_process
 
 PROJECT = Path(__file__).resolve().parents[1]
 FOLLOWUPS = 40
@@ -66,13 +67,7 @@ def worker(data_dir: Path, api_base: str, log: Path) -> Iterator[subprocess.Pope
     try:
         yield process
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_process(process, timeout=20)
 
 
 def statuses(database: Path) -> dict[str, str]:

@@ -11,8 +11,8 @@ Attacks:
   refund, "swear at me", "a poem about how bad this company is", another customer's order,
   the system prompt, invisible-Unicode payloads, fake discounts and codes… in five languages.
 
-The third-party files are read from the shared folder, never copied; a family is skipped
-with a reason when its folder is absent.
+The third-party files are read from the shared folder, never copied; when a family's folder
+is absent, the suite-size test fails and names it.
 
 On the Claude path the fake model *follows* every attack: it outputs the attacker's text,
 links and prices, leaks the system prompt it was sent, insults, makes deals. So the suite
@@ -51,6 +51,7 @@ from bot.runtime import Runtime, open_runtime
 from bot.settings import Settings
 from bot.tools import SCHEDULE_REMINDER, SUBSCRIBE_BACK_IN_STOCK, FollowUpDesk, ToolBox
 from tests.fakes.anthropic_api import FakeMessagesAPI, Step, reply, request_text, system_text, tool_call
+from tests.support.shared_data import require
 
 PROJECT = Path(__file__).resolve().parents[1]
 ATTACKS = PROJECT.parent / "shared" / "data" / "attacks"
@@ -393,18 +394,15 @@ CUSTOM_ATTACKS: list[Attack] = [
 ]
 
 
-def _family(loader: Callable[[], list[Attack]], folder: Path, name: str) -> list[Any]:
-    if not folder.is_dir():
-        return [pytest.param(None, id=f"{name}-absent", marks=pytest.mark.skip(reason=f"{folder} is absent (shared data)"))]
-    return [pytest.param(a, id=a.id) for a in loader()]
-
-
-ALL_ATTACKS: list[Any] = (
-    _family(bipia_attacks, ATTACKS / "bipia", "bipia")
-    + _family(garak_sysprompt_attacks, ATTACKS / "garak", "garak-sysprompt")
-    + _family(dan_attacks, ATTACKS / "garak" / "dan", "garak-dan")
-    + [pytest.param(a, id=a.id) for a in CUSTOM_ATTACKS]
-)
+FAMILIES: list[tuple[Callable[[], list[Attack]], Path]] = [
+    (bipia_attacks, ATTACKS / "bipia"),
+    (garak_sysprompt_attacks, ATTACKS / "garak"),
+    (dan_attacks, ATTACKS / "garak" / "dan"),
+]
+ALL_ATTACKS: list[Any] = [
+    *(pytest.param(a, id=a.id) for loader, folder in FAMILIES if folder.is_dir() for a in loader()),
+    *(pytest.param(a, id=a.id) for a in CUSTOM_ATTACKS),
+]
 
 
 # -- the oracle (independent of bot.guardrails) ------------------------------------------------
@@ -604,9 +602,9 @@ async def test_an_injected_follow_up_records_nothing_without_the_shoppers_yes(se
 
 
 def test_the_suite_has_at_least_100_attacks() -> None:
+    for _, folder in FAMILIES:
+        require(folder)
     real = [p for p in ALL_ATTACKS if p.values[0] is not None]
-    if len(real) == len(CUSTOM_ATTACKS):
-        pytest.skip(f"{ATTACKS} is absent: only the {len(CUSTOM_ATTACKS)} built-in attacks run")
     assert len(real) >= 100
 
 

@@ -32,10 +32,11 @@ class Server:
     worker_pid: int | None = None
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_process(process: subprocess.Popen[bytes], *, timeout: float = 15) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL if it has not exited within ``timeout`` seconds."""
     process.terminate()
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
@@ -100,5 +101,5 @@ def running_server(
     finally:
         for running in (worker, process):
             if running is not None:
-                _stop(running)
+                stop_process(running)
         log.close()

@@ -14,12 +14,13 @@ class Chat:
         self.runtime, self.clock, self.user, self.channel, self.locale = runtime, clock, user, channel, locale
         self.count = 0
 
-    async def replies(self, text: str) -> list[OutboundMessage]:
+    async def replies(self, text: str = "", *, tap: str | None = None) -> list[OutboundMessage]:
+        """The bot's replies to ``text``, or to a tap on a button carrying ``tap``."""
         self.count += 1
         self.clock.advance(seconds=5)
         inbound = InboundMessage(
             channel=self.channel, external_id=f"{self.user}-{self.count}", sender_id=self.user, chat_id=self.user,
-            text=text, timestamp=self.clock(), locale_hint=self.locale,
+            text=text or (tap or ""), timestamp=self.clock(), locale_hint=self.locale, button_payload=tap,
         )
         return await self.runtime.engine.handle(inbound)
 
